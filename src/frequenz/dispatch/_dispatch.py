@@ -1,0 +1,305 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The dispatch type: the client's dispatch plus when it runs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Final
+
+from frequenz.client.dispatch.types import Dispatch as BaseDispatch
+
+from ._recurrence import Occurrences
+
+if TYPE_CHECKING:
+    from ._deprecated import RunningState
+
+_BASE_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BaseDispatch))
+_ZERO: Final = timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One run of a dispatch: from an occurrence start to its end."""
+
+    start: datetime
+    """When the run started."""
+
+    end: datetime | None
+    """When the run ends, `None` for a dispatch without duration (it never ends)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RunningSnapshot:
+    """The running state a running-state event was sent with."""
+
+    started: bool
+    until: datetime | None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+@dataclass(frozen=True, init=False)
+class Dispatch(BaseDispatch):
+    """Dispatch type with extra functionality.
+
+    Adds to the client's dispatch whether it is deleted, whether it is running now
+    (`started`, `until`) and when it runs (`next_run`, `next_run_after`,
+    `missed_runs`). Every computation jumps straight to the occurrences around the
+    time asked about, so its cost does not grow with the dispatch's age.
+
+    Dispatches received from a running-state receiver carry the running state they
+    were sent with: `started` and `until` answer as of that event, so a consumer that
+    reads a message late never sees a start turn into a stop.
+    """
+
+    deleted: bool = False
+    """Whether the dispatch is deleted."""
+
+    def __init__(self, client_dispatch: BaseDispatch, deleted: bool = False) -> None:
+        """Initialize the dispatch.
+
+        Args:
+            client_dispatch: The client dispatch.
+            deleted: Whether the dispatch is deleted.
+        """
+        super().__init__(
+            **{name: getattr(client_dispatch, name) for name in _BASE_FIELDS}
+        )
+        # The dataclass is frozen; this is its constructor, so setting is safe.
+        object.__setattr__(self, "deleted", deleted)
+
+    @property
+    def started(self) -> bool:
+        """Check if the dispatch is started.
+
+        A dispatch is started when it is not deleted, is active, and now lies in one
+        of its run windows. For a dispatch received as a running-state event, this
+        is the state the event was sent with.
+
+        Returns:
+            True if the dispatch is started, False otherwise.
+        """
+        snapshot = self._snapshot
+        if snapshot is not None:
+            return snapshot.started
+        return self.started_at(_utc_now())
+
+    def started_at(self, now: datetime) -> bool:
+        """Check if the dispatch is started at a given time.
+
+        Args:
+            now: The time to check at (timezone-aware).
+
+        Returns:
+            True if the dispatch is started at `now`, False otherwise.
+        """
+        return self._window_at(now) is not None
+
+    @property
+    def until(self) -> datetime | None:
+        """Time when the dispatch should end.
+
+        Returns the time that a running dispatch should end. If the dispatch is not
+        running, or it has no duration and so never ends, `None` is returned. For a
+        dispatch received as a running-state event, this is the end of the run the
+        event was sent for.
+
+        Returns:
+            The time when the dispatch should end or None if the dispatch is not
+                running.
+        """
+        snapshot = self._snapshot
+        if snapshot is not None:
+            return snapshot.until
+        window = self._window_at(_utc_now())
+        return None if window is None else window.end
+
+    @property
+    def next_run(self) -> datetime | None:
+        """Calculate the next run of a dispatch.
+
+        Returns:
+            The next run of the dispatch or None if the dispatch is finished.
+        """
+        return self.next_run_after(_utc_now())
+
+    def next_run_after(self, after: datetime) -> datetime | None:
+        """Calculate the next run of a dispatch.
+
+        Args:
+            after: The time to calculate the next run from (timezone-aware).
+
+        Returns:
+            The first run that starts at or after `after`, or None if there is none.
+        """
+        return self._occurrences.next_at_or_after(after)
+
+    def missed_runs(self, since: datetime) -> Iterator[datetime]:
+        """Yield all missed runs of a dispatch.
+
+        Yields the start of every run from `since` (included) up to now (excluded),
+        in order, each once.
+
+        Args:
+            since: The time to start checking for missed runs (timezone-aware).
+
+        Yields:
+            datetime: The missed run.
+        """
+        now = _utc_now()
+        for occurrence in self._occurrences.iter_from(since):
+            if occurrence >= now:
+                return
+            yield occurrence
+
+    def _window_at(self, when: datetime) -> Window | None:
+        """Return the run window that contains a given time.
+
+        Args:
+            when: The time to look at (timezone-aware).
+
+        Returns:
+            The window containing `when`, or None when the dispatch does not run then
+                (it is deleted, inactive, or `when` lies between runs).
+        """
+        if self.deleted or not self.active:
+            return None
+        start = self._occurrences.latest_at_or_before(when)
+        if start is None:
+            return None
+        if self.duration is None:
+            return Window(start, None)
+        # All windows have the same length, so the latest one to start is also the
+        # latest to end: if it does not contain `when`, no earlier one does.
+        end = start + self.duration
+        return Window(start, end) if when < end else None
+
+    def _next_change_after(self, when: datetime) -> datetime | None:
+        """Return the next instant after `when` at which a run starts or ends.
+
+        Args:
+            when: The time to look after (timezone-aware).
+
+        Returns:
+            The next window start or end strictly after `when`, or None if the
+                running state never changes again.
+        """
+        if self.deleted or not self.active:
+            return None
+        if self.duration is not None and self.duration <= _ZERO:
+            # Empty windows never contain any instant: nothing ever starts.
+            return None
+        window = self._window_at(when)
+        if window is not None and window.end is None:
+            return None
+        next_start = self._occurrences.next_after(when)
+        if window is None:
+            return next_start
+        if next_start is None or (window.end is not None and window.end < next_start):
+            return window.end
+        return next_start
+
+    @property
+    def _occurrences(self) -> Occurrences:
+        """The start times of this dispatch's runs.
+
+        A dispatch without duration runs once, from `start_time` on, whatever its
+        recurrence rule says.
+
+        Raises:
+            ValueError: If the start time or the recurrence rule cannot be
+                interpreted; the message names the field.
+        """
+        cached: Occurrences | None = self.__dict__.get("_occurrences_cache")
+        if cached is None:
+            rule = None if self.duration is None else self.recurrence
+            cached = Occurrences(self.start_time, rule)
+            object.__setattr__(self, "_occurrences_cache", cached)
+        return cached
+
+    def _validate(self) -> None:
+        """Check that this dispatch can be scheduled.
+
+        Raises:
+            ValueError: If a field cannot be interpreted (naive datetime, impossible
+                or malformed recurrence rule, negative duration); the message names
+                the dispatch and the field.
+        """
+        try:
+            if self.duration is not None and self.duration < _ZERO:
+                raise ValueError(f"duration must not be negative, got {self.duration}")
+            _ = self._occurrences
+        except (ValueError, TypeError, OverflowError) as error:
+            raise ValueError(f"dispatch {int(self.id)}: {error}") from error
+
+    def running(self, type_: str) -> RunningState:
+        """Return the running state of this dispatch for a dispatch type.
+
+        Deprecated:
+            Use a running-state receiver for the type
+            (`Dispatcher.new_running_state_event_receiver`) and read `started`.
+
+        Args:
+            type_: The dispatch type the caller handles.
+
+        Returns:
+            `DIFFERENT_TYPE` for another type, else `RUNNING` or `STOPPED`.
+        """
+        from ._deprecated import RunningState  # pylint: disable=import-outside-toplevel
+
+        warnings.warn(
+            "Dispatch.running(type) is deprecated: use "
+            "Dispatcher.new_running_state_event_receiver(type) and read "
+            "dispatch.started instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if self.type != type_:
+            return RunningState.DIFFERENT_TYPE
+        return RunningState.RUNNING if self.started else RunningState.STOPPED
+
+    @property
+    def _snapshot(self) -> _RunningSnapshot | None:
+        snapshot: _RunningSnapshot | None = self.__dict__.get("_running_snapshot")
+        return snapshot
+
+    def _as_deleted(self) -> Dispatch:
+        """Return a copy of this dispatch marked as deleted.
+
+        Returns:
+            A new dispatch, equal to this one but for `deleted`.
+        """
+        deleted = copy.copy(self)
+        object.__setattr__(deleted, "deleted", True)
+        deleted.__dict__.pop("_running_snapshot", None)
+        return deleted
+
+    def _with_running_state(self, window: Window | None) -> Dispatch:
+        """Return a copy of this dispatch whose running state is fixed.
+
+        Args:
+            window: The window the dispatch runs in, or None if it is stopped.
+
+        Returns:
+            A new dispatch, equal to this one, whose `started` and `until` answer as
+                of the given window whenever they are read.
+        """
+        snapshot = copy.copy(self)
+        object.__setattr__(
+            snapshot,
+            "_running_snapshot",
+            _RunningSnapshot(
+                started=window is not None,
+                until=None if window is None else window.end,
+            ),
+        )
+        return snapshot
