@@ -1,0 +1,148 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""Running-state receivers and the merge bookkeeping behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from frequenz.client.dispatch.types import DispatchId
+
+from ._delivery import UnboundedReceiver
+from ._dispatch import Dispatch
+from ._merge_strategies import MergeStrategy
+
+
+def _same_running_state(newer: Dispatch, pending: Dispatch) -> bool:
+    # A newer message with the same running state only reconfigures: the pending
+    # one is redundant. A start followed by a stop (or the reverse) is never merged.
+    return newer.started == pending.started
+
+
+class MergeTracker:
+    """Applies a merge strategy to the running-state events of one receiver.
+
+    Keeps, per actor identity, the dispatches that run under it, so that every
+    decision looks only at that identity's running dispatches. It also makes sure
+    the consumer ends with the configuration of a dispatch that still runs:
+
+    * when the dispatch whose configuration was delivered last stops while others
+      of its identity run, the most recently started of those is delivered again;
+    * when a running dispatch changes identity (for example its target changes
+      under `MergeByTypeTarget`), it first leaves its old identity exactly as if it
+      had stopped, so the old identity's actor is not orphaned.
+    """
+
+    def __init__(self, strategy: MergeStrategy) -> None:
+        """Initialize the tracker.
+
+        Args:
+            strategy: The merge strategy to apply.
+        """
+        self._strategy = strategy
+        self._running: dict[int, dict[DispatchId, Dispatch]] = {}
+        self._identity_of: dict[DispatchId, int] = {}
+        self._delivered: dict[int, DispatchId] = {}
+
+    def process(self, message: Dispatch) -> Iterator[Dispatch]:
+        """Turn a running-state event into the events the consumer should get.
+
+        Args:
+            message: A running-state event, as sent by the scheduler.
+
+        Yields:
+            The events to deliver, in order.
+        """
+        dispatch_id = message.id
+        old_identity = self._identity_of.get(dispatch_id)
+        if not message.started:
+            if old_identity is not None:
+                yield from self._leave(old_identity, message)
+            elif self._strategy.filter(MappingProxyType({}), message):
+                yield message
+            return
+
+        identity = self._strategy.identity(message)
+        if old_identity is not None and old_identity != identity:
+            previous = self._running[old_identity][dispatch_id]
+            yield from self._leave(old_identity, previous._with_running_state(None))
+        group = self._running.setdefault(identity, {})
+        # Re-inserting keeps each group ordered by when its members last started.
+        group.pop(dispatch_id, None)
+        group[dispatch_id] = message
+        self._identity_of[dispatch_id] = identity
+        if self._strategy.filter(_view(group), message):
+            self._delivered[identity] = dispatch_id
+            yield message
+
+    def _leave(self, identity: int, stop: Dispatch) -> Iterator[Dispatch]:
+        group = self._running[identity]
+        del group[stop.id]
+        del self._identity_of[stop.id]
+        delivered = self._delivered.get(identity)
+        if self._strategy.filter(_view(group), stop):
+            if delivered == stop.id or not group:
+                self._delivered.pop(identity, None)
+            yield stop
+        elif delivered == stop.id and group:
+            successor = next(reversed(group.values()))
+            self._delivered[identity] = successor.id
+            yield successor
+        if not group:
+            del self._running[identity]
+
+
+def _view(group: dict[DispatchId, Dispatch]) -> Mapping[int, Dispatch]:
+    # Dispatch ids are typed DispatchId; strategies are documented with int keys.
+    view: Mapping[Any, Dispatch] = MappingProxyType(group)
+    return view
+
+
+class RunningStateReceiver(UnboundedReceiver[Dispatch]):
+    """A receiver of dispatches whose running state changed.
+
+    It never drops a start or a stop. Consecutive pending messages of one dispatch
+    with the same running state are merged into the newest, so a slow consumer
+    always ends with the latest state of every dispatch.
+
+    It can be used directly, or awaited (`await
+    dispatcher.new_running_state_event_receiver(...)`), which returns itself.
+    """
+
+    def __init__(self, *, name: str, merge_strategy: MergeStrategy | None) -> None:
+        """Initialize the receiver.
+
+        Args:
+            name: A name for logs.
+            merge_strategy: The merge strategy to apply, None for no merging.
+        """
+        super().__init__(
+            name=name,
+            coalesce_key=lambda dispatch: dispatch.id,
+            supersedes=_same_running_state,
+        )
+        self._merge = None if merge_strategy is None else MergeTracker(merge_strategy)
+
+    def _deliver(self, message: Dispatch) -> None:
+        """Deliver a running-state event, applying the merge strategy.
+
+        Args:
+            message: The event as sent by the scheduler.
+        """
+        if self._merge is None:
+            self._enqueue(message)
+            return
+        for filtered in self._merge.process(message):
+            self._enqueue(filtered)
+
+    def __await__(self) -> Generator[Any, None, RunningStateReceiver]:
+        """Return this receiver when awaited.
+
+        Returns:
+            This receiver.
+        """
+        return self
+        yield  # pragma: no cover  # makes this function a generator
