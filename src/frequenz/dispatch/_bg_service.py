@@ -1,0 +1,325 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The background service that syncs dispatches and sends their events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from frequenz.channels import Receiver
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.common.streaming import Event
+from frequenz.sdk.actor import BackgroundService
+from typing_extensions import override
+
+from ._delivery import Subscribers, UnboundedReceiver
+from ._dispatch import Dispatch
+from ._event import Created, Deleted, DispatchEvent, Updated
+from ._merge_strategies import MergeStrategy
+from ._running_state import RunningStateReceiver
+from ._schedule import Change, Schedule
+from ._sync import DEFAULT_BACKOFF, Backoff, DispatchSync
+
+__all__ = ["DispatchScheduler", "MergeStrategy"]
+
+_logger = logging.getLogger(__name__)
+
+_RESTART_DELAY = timedelta(seconds=1)
+"""How long a crashed internal task waits before it is restarted."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+class DispatchScheduler(BackgroundService):
+    """Keeps the dispatches of a microgrid in sync and sends their events.
+
+    It lists every dispatch, follows the update stream (re-syncing after every
+    reconnect), and keeps one timer for the whole schedule. Lifecycle events and
+    running-state events go to per-type receivers that never drop a message.
+    """
+
+    def __init__(
+        self,
+        microgrid_id: MicrogridId | int,
+        client: Any,
+        *,
+        name: str | None = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+    ) -> None:
+        """Initialize the scheduler.
+
+        Args:
+            microgrid_id: The microgrid whose dispatches to handle.
+            client: The dispatch API client (a frequenz-client-dispatch
+                `DispatchApiClient`, or the `FakeClient` it ships for tests).
+            name: A name for logs.
+            backoff: Delays between attempts to reach the service.
+
+        Raises:
+            TypeError: If `microgrid_id` is not an int or `MicrogridId`.
+        """
+        super().__init__(name=name)
+        if isinstance(microgrid_id, bool) or not isinstance(
+            microgrid_id, int | MicrogridId
+        ):
+            raise TypeError(
+                f"microgrid_id must be an int or MicrogridId, got {microgrid_id!r}"
+            )
+        self._microgrid_id = MicrogridId(int(microgrid_id))
+        self._client = client
+        self._schedule = Schedule(self._send_running_state)
+        self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
+        self._running_state = Subscribers[str | None, RunningStateReceiver]()
+        self._sync = DispatchSync(self._microgrid_id, client, self, backoff=backoff)
+        self._initialized = asyncio.Event()
+        self._rearm = asyncio.Event()
+
+    @property
+    def microgrid_id(self) -> MicrogridId:
+        """The microgrid whose dispatches are handled."""
+        return self._microgrid_id
+
+    @property
+    def resyncs(self) -> int:
+        """How many full lists from the service were reconciled so far."""
+        return self._sync.resyncs
+
+    @override
+    def start(self) -> None:
+        """Start syncing and scheduling; does nothing if already running."""
+        if self.is_running:
+            return
+        self._tasks.add(asyncio.create_task(self._supervise("sync", self._sync.run)))
+        self._tasks.add(asyncio.create_task(self._supervise("timer", self._run_timer)))
+
+    @override
+    async def stop(self, msg: str | None = None) -> None:
+        """Stop the service and close every receiver it handed out.
+
+        Args:
+            msg: The message to be passed to the tasks being cancelled.
+        """
+        try:
+            await super().stop(msg)
+        finally:
+            self._lifecycle.close_all()
+            self._running_state.close_all()
+
+    async def wait_for_initialization(self, timeout: timedelta | None = None) -> None:
+        """Wait until the first full sync with the service is done.
+
+        While the service is unreachable this keeps waiting (the failures are
+        logged and retried with back-off) unless a timeout is given.
+
+        Args:
+            timeout: Give up after this long; None waits as long as it takes.
+
+        Raises:
+            RuntimeError: If the service is not running (never started, or
+                stopped) before the first sync.
+            TimeoutError: If the timeout expired first.
+        """
+        if self._initialized.is_set():
+            return
+        if not self.is_running:
+            raise RuntimeError(f"{self} is not running: call start() first")
+        initialized = asyncio.ensure_future(self._initialized.wait())
+        stopped = asyncio.ensure_future(asyncio.wait(set(self._tasks)))
+        try:
+            done, _ = await asyncio.wait(
+                {initialized, stopped},
+                timeout=None if timeout is None else timeout.total_seconds(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            initialized.cancel()
+            stopped.cancel()
+        if initialized in done:
+            return
+        if stopped in done:
+            raise RuntimeError(f"{self} stopped before the first sync completed")
+        raise TimeoutError(
+            f"No full sync with {getattr(self._client, 'server_url', 'the service')}"
+            f" within {timeout}"
+        )
+
+    def new_lifecycle_events_receiver(
+        self, dispatch_type: str
+    ) -> Receiver[DispatchEvent]:
+        """Return a receiver of created, updated and deleted events of a type.
+
+        Args:
+            dispatch_type: The type of the dispatches to receive events of.
+
+        Returns:
+            A receiver that gets every event from now on and never drops one.
+        """
+        _check_type(dispatch_type)
+        receiver = UnboundedReceiver[DispatchEvent](
+            name=f"lifecycle-events:{dispatch_type}"
+        )
+        self._lifecycle.add(dispatch_type, receiver)
+        return receiver
+
+    def new_running_state_event_receiver(
+        self,
+        dispatch_type: str,
+        *,
+        merge_strategy: MergeStrategy | None = None,
+    ) -> RunningStateReceiver:
+        """Return a receiver of the dispatches of a type whose running state changed.
+
+        The receiver first gets every dispatch of the type that runs now. It can be
+        used directly or awaited (both return the receiver).
+
+        Args:
+            dispatch_type: The type of the dispatches to receive.
+            merge_strategy: How overlapping dispatches map to actors; None sends
+                every dispatch's events.
+
+        Returns:
+            The receiver.
+
+        Raises:
+            TypeError: If `merge_strategy` is not a `MergeStrategy` or None.
+        """
+        _check_type(dispatch_type)
+        if merge_strategy is not None and not isinstance(merge_strategy, MergeStrategy):
+            raise TypeError(
+                "merge_strategy must be a MergeStrategy instance or None, got "
+                f"{merge_strategy!r}"
+            )
+        receiver = RunningStateReceiver(
+            name=f"running-state:{dispatch_type}", merge_strategy=merge_strategy
+        )
+        for running in self._schedule.running(dispatch_type):
+            receiver._deliver(running)  # pylint: disable=protected-access
+        self._running_state.add(dispatch_type, receiver)
+        return receiver
+
+    def _new_receivers_for_all_types(
+        self,
+    ) -> tuple[UnboundedReceiver[DispatchEvent], RunningStateReceiver]:
+        # Only for the deprecated API, which delivered every type to one receiver.
+        lifecycle = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
+        running = RunningStateReceiver(name="running-state:*", merge_strategy=None)
+        for dispatch in self._schedule.running(None):
+            running._deliver(dispatch)  # pylint: disable=protected-access
+        self._lifecycle.add(None, lifecycle)
+        self._running_state.add(None, running)
+        return lifecycle, running
+
+    # SyncTarget
+
+    def reconcile(self, dispatches: Sequence[Dispatch]) -> None:
+        """Make the held dispatches equal to a full list from the service.
+
+        Args:
+            dispatches: Every dispatch of the microgrid.
+        """
+        now = self._advance()
+        listed = {dispatch.id for dispatch in dispatches}
+        # Upserts first: at one instant, a dispatch that starts is seen before one
+        # that stops, like the timer does it.
+        for dispatch in dispatches:
+            self._upsert(dispatch, now)
+        self._schedule.forget_deletions()
+        for dispatch_id in self._schedule.ids():
+            if dispatch_id not in listed:
+                self._remove(dispatch_id, None)
+        self._rearm.set()
+        if not self._initialized.is_set():
+            _logger.info(
+                "Initial sync of microgrid %s: %d dispatches",
+                int(self._microgrid_id),
+                len(self._schedule),
+            )
+            self._initialized.set()
+
+    def apply(self, event: Event, dispatch: Dispatch) -> None:
+        """Apply one event from the update stream.
+
+        Args:
+            event: What happened.
+            dispatch: The dispatch it happened to.
+        """
+        now = self._advance()
+        if event is Event.DELETED:
+            self._remove(dispatch.id, dispatch)
+        elif event in (Event.CREATED, Event.UPDATED):
+            self._upsert(dispatch, now)
+        else:
+            _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
+        self._rearm.set()
+
+    # Internals
+
+    def _advance(self) -> datetime:
+        now = _utc_now()
+        self._schedule.advance(now)
+        return now
+
+    def _upsert(self, dispatch: Dispatch, now: datetime) -> None:
+        change = self._schedule.upsert(dispatch, now)
+        if change is Change.CREATED:
+            self._send_lifecycle(Created(dispatch))
+        elif change is Change.UPDATED:
+            self._send_lifecycle(Updated(dispatch))
+
+    def _remove(self, dispatch_id: Any, version: Dispatch | None) -> None:
+        deleted = self._schedule.remove(dispatch_id, version)
+        if deleted is not None:
+            self._send_lifecycle(Deleted(deleted))
+
+    def _send_lifecycle(self, event: DispatchEvent) -> None:
+        for key in (event.dispatch.type, None):
+            for receiver in self._lifecycle.of(key):
+                receiver._enqueue(event)  # pylint: disable=protected-access
+
+    def _send_running_state(self, dispatch: Dispatch) -> None:
+        for key in (dispatch.type, None):
+            for receiver in self._running_state.of(key):
+                receiver._deliver(dispatch)  # pylint: disable=protected-access
+
+    async def _run_timer(self) -> None:
+        # The one timer of the whole schedule. It sleeps until the earliest change
+        # (or until the schedule changes), then sends everything due. Waking early
+        # against the wall clock is harmless: nothing is due yet, so it re-arms.
+        while True:
+            now = self._advance()
+            due = self._schedule.next_due()
+            self._rearm.clear()
+            if due is None:
+                await self._rearm.wait()
+                continue
+            delay = (due - now).total_seconds()
+            if delay <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._rearm.wait()
+
+    async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        # A crashed internal task is reported and restarted, never silently gone.
+        while True:
+            try:
+                await run()
+                _logger.error("%s: the %s task ended; restarting it", self, name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pylint: disable=broad-except
+                _logger.exception("%s: the %s task failed; restarting it", self, name)
+            await asyncio.sleep(_RESTART_DELAY.total_seconds())
+
+
+def _check_type(dispatch_type: object) -> None:
+    if not isinstance(dispatch_type, str):
+        raise TypeError(f"dispatch_type must be a str, got {dispatch_type!r}")

@@ -1,0 +1,315 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The schedule: every dispatch's running state on one timeline.
+
+Each dispatch has one entry holding its latest version, the window it was last
+reported running in, and the next instant at which that can change. The instants
+live in one heap, so adding, removing or rescheduling a dispatch costs O(log n) and
+finding what is due costs O(1). Replaced heap items are left in place and skipped
+when they surface (lazy deletion); when they outnumber the live ones the heap is
+rebuilt, which keeps memory bounded at an amortized O(1) per operation.
+
+Everything here is synchronous: the scheduler service calls it from one task at a
+time, so no state is ever seen half-updated.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from frequenz.client.dispatch.types import DispatchId
+
+from ._dispatch import Dispatch, Window
+
+_logger = logging.getLogger(__name__)
+
+_MAX_TOMBSTONES = 100_000
+"""How many deleted ids are remembered to reject late events for them."""
+
+_MIN_HEAP_REBUILD = 1024
+"""Below this many stale heap items a rebuild is not worth it."""
+
+
+class Change(enum.Enum):
+    """What applying a dispatch version did to the schedule."""
+
+    CREATED = enum.auto()
+    """The dispatch was not known before."""
+
+    UPDATED = enum.auto()
+    """A known dispatch changed."""
+
+    UNCHANGED = enum.auto()
+    """The version is identical to the one held."""
+
+    STALE = enum.auto()
+    """The version is older than the one held (or than its deletion): ignored."""
+
+    INVALID = enum.auto()
+    """The version cannot be interpreted: logged and ignored."""
+
+
+# Fields whose change matters to a consumer while the dispatch runs.
+_RUNNING_FIELDS = ("type", "start_time", "duration", "target", "active", "dry_run")
+
+
+def _reconfigures(old: Dispatch, new: Dispatch) -> bool:
+    return old.payload != new.payload or any(
+        getattr(old, name) != getattr(new, name) for name in _RUNNING_FIELDS
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    dispatch: Dispatch
+    window: Window | None = None
+    """The window of the last running-state event sent, None if stopped."""
+    due: datetime | None = None
+    token: int = 0
+    """Identifies the entry's live heap item; older items are stale."""
+
+
+class Schedule:
+    """The running state of every dispatch of a microgrid, and when it changes."""
+
+    def __init__(self, emit: Callable[[Dispatch], None]) -> None:
+        """Initialize an empty schedule.
+
+        Args:
+            emit: Called with every running-state event, in order. The dispatch it
+                gets has its running state fixed as of the event.
+        """
+        self._emit = emit
+        self._entries: dict[DispatchId, _Entry] = {}
+        self._heap: list[tuple[datetime, int, int, DispatchId]] = []
+        self._stale_items = 0
+        self._tokens = itertools.count(1)
+        self._tombstones: OrderedDict[DispatchId, datetime] = OrderedDict()
+        self._running: dict[str, dict[DispatchId, Dispatch]] = {}
+
+    def __len__(self) -> int:
+        """Return the number of dispatches held."""
+        return len(self._entries)
+
+    def ids(self) -> list[DispatchId]:
+        """Return the ids of the dispatches held.
+
+        Returns:
+            The ids.
+        """
+        return list(self._entries)
+
+    def get(self, dispatch_id: DispatchId) -> Dispatch | None:
+        """Return the version held of a dispatch.
+
+        Args:
+            dispatch_id: The id.
+
+        Returns:
+            The dispatch, or None if it is not held.
+        """
+        entry = self._entries.get(dispatch_id)
+        return None if entry is None else entry.dispatch
+
+    def running(self, dispatch_type: str | None) -> Iterator[Dispatch]:
+        """Iterate over the last start events of the dispatches running now.
+
+        Args:
+            dispatch_type: Only this type, or every type for None.
+
+        Yields:
+            Each running dispatch's last start event, in the order they started.
+        """
+        if dispatch_type is not None:
+            yield from list(self._running.get(dispatch_type, {}).values())
+            return
+        for running in list(self._running.values()):
+            yield from list(running.values())
+
+    def next_due(self) -> datetime | None:
+        """Return when the next running state may change.
+
+        Returns:
+            The earliest scheduled instant, or None if nothing is scheduled.
+        """
+        self._drop_stale_top()
+        return self._heap[0][0] if self._heap else None
+
+    def forget_deletions(self) -> None:
+        """Forget which ids were deleted.
+
+        Called after a full re-sync: the stream is new, so no late event for an
+        id deleted before can arrive anymore.
+        """
+        self._tombstones.clear()
+
+    def upsert(self, dispatch: Dispatch, now: datetime) -> Change:
+        """Add a dispatch, or replace the version held.
+
+        Sends the running-state events the change calls for: a start when it runs
+        now and did not, a stop when it ran and does not, and a start with the new
+        version when it runs and a field a consumer acts on changed.
+
+        Args:
+            dispatch: The new version.
+            now: The current time; everything due up to it must have been advanced.
+
+        Returns:
+            What the change did.
+        """
+        deleted_at = self._tombstones.get(dispatch.id)
+        if deleted_at is not None and dispatch.update_time <= deleted_at:
+            return Change.STALE
+        entry = self._entries.get(dispatch.id)
+        if entry is not None:
+            if dispatch.update_time < entry.dispatch.update_time:
+                return Change.STALE
+            if dispatch == entry.dispatch:
+                return Change.UNCHANGED
+        try:
+            dispatch._validate()  # pylint: disable=protected-access
+            window = dispatch._window_at(now)  # pylint: disable=protected-access
+        except ValueError as error:
+            _logger.error("Skipping a dispatch that cannot be scheduled: %s", error)
+            return Change.INVALID
+        if deleted_at is not None:
+            del self._tombstones[dispatch.id]
+
+        if entry is None:
+            entry = _Entry(dispatch)
+            self._entries[dispatch.id] = entry
+            if window is not None:
+                self._send(entry, window)
+            self._reschedule(entry, now)
+            return Change.CREATED
+
+        old = entry.dispatch
+        if entry.window is not None and old.type != dispatch.type:
+            # Consumers subscribe per type: the old type's must see it stop.
+            self._send(entry, None)
+        entry.dispatch = dispatch
+        if window != entry.window or (
+            window is not None and _reconfigures(old, dispatch)
+        ):
+            self._send(entry, window)
+        self._reschedule(entry, now)
+        return Change.UPDATED
+
+    def remove(
+        self, dispatch_id: DispatchId, deleted_version: Dispatch | None = None
+    ) -> Dispatch | None:
+        """Remove a deleted dispatch, sending a stop if it was running.
+
+        Args:
+            dispatch_id: The id of the deleted dispatch.
+            deleted_version: The version the deletion reported, if any; the newer
+                of it and the held version is the one reported as deleted.
+
+        Returns:
+            The deleted dispatch (marked deleted), or None if it was not held.
+        """
+        entry = self._entries.pop(dispatch_id, None)
+        if entry is None:
+            return None
+        version = entry.dispatch
+        if (
+            deleted_version is not None
+            and deleted_version.update_time > version.update_time
+        ):
+            version = deleted_version
+        deleted = version._as_deleted()  # pylint: disable=protected-access
+        if entry.window is not None:
+            entry.dispatch = deleted
+            self._send(entry, None)
+        if entry.due is not None:
+            self._stale_items += 1
+        self._tombstones[dispatch_id] = version.update_time
+        if len(self._tombstones) > _MAX_TOMBSTONES:
+            self._tombstones.popitem(last=False)
+        return deleted
+
+    def advance(self, now: datetime) -> None:
+        """Send the running-state events of every change due up to `now`.
+
+        Each change is evaluated at the instant it was due, not at `now`, so a
+        late wake-up still reports every window that started and ended meanwhile,
+        in order. At one instant, starts are handled before stops, so that under
+        a merge strategy a dispatch taking over from another never makes the actor
+        stop and start again.
+
+        Args:
+            now: The current time.
+        """
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, token, dispatch_id = heapq.heappop(heap)
+            entry = self._entries.get(dispatch_id)
+            if entry is None or entry.token != token:
+                self._stale_items -= 1
+                continue
+            entry.due = None
+            try:
+                window = entry.dispatch._window_at(due)  # pylint: disable=protected-access
+                if window != entry.window:
+                    self._send(entry, window)
+                self._reschedule(entry, due)
+            except Exception:  # pylint: disable=broad-except
+                # One dispatch the recurrence engine chokes on must not stop the
+                # schedule for every other one.
+                _logger.exception(
+                    "Dropping dispatch %s: its schedule failed", int(dispatch_id)
+                )
+                self._entries.pop(dispatch_id, None)
+
+    def _send(self, entry: _Entry, window: Window | None) -> None:
+        dispatch = entry.dispatch
+        message = dispatch._with_running_state(window)  # pylint: disable=protected-access
+        entry.window = window
+        running = self._running.setdefault(dispatch.type, {})
+        running.pop(dispatch.id, None)
+        if window is not None:
+            running[dispatch.id] = message
+        elif not running:
+            del self._running[dispatch.type]
+        self._emit(message)
+
+    def _reschedule(self, entry: _Entry, after: datetime) -> None:
+        if entry.due is not None:
+            self._stale_items += 1
+        due = entry.dispatch._next_change_after(after)  # pylint: disable=protected-access
+        entry.due = due
+        entry.token = next(self._tokens)
+        if due is None:
+            return
+        # Rank 0 sorts the starts of an instant before its stops.
+        rank = 1 if entry.window is not None else 0
+        heapq.heappush(self._heap, (due, rank, entry.token, entry.dispatch.id))
+        if self._stale_items > max(_MIN_HEAP_REBUILD, len(self._heap) // 2):
+            self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        self._heap = [
+            item
+            for item in self._heap
+            if (entry := self._entries.get(item[3])) is not None
+            and entry.token == item[2]
+        ]
+        heapq.heapify(self._heap)
+        self._stale_items = 0
+
+    def _drop_stale_top(self) -> None:
+        heap = self._heap
+        while heap:
+            entry = self._entries.get(heap[0][3])
+            if entry is not None and entry.token == heap[0][2]:
+                return
+            heapq.heappop(heap)
+            self._stale_items -= 1
