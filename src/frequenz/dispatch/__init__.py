@@ -1,0 +1,66 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""A highlevel interface for the dispatch API.
+
+A small overview of the most important classes in this module:
+
+* [Dispatcher][frequenz.dispatch.Dispatcher]: The entry point for the API.
+* [Dispatch][frequenz.dispatch.Dispatch]: A dispatch type with lots of useful extra
+  functionality.
+* [ActorDispatcher][frequenz.dispatch.ActorDispatcher]: A service to manage other
+  actors based on incoming dispatches.
+* [Created][frequenz.dispatch.Created], [Updated][frequenz.dispatch.Updated],
+  [Deleted][frequenz.dispatch.Deleted]: Dispatch event types.
+* [MergeByType][frequenz.dispatch.MergeByType],
+  [MergeByTypeTarget][frequenz.dispatch.MergeByTypeTarget]: Merge strategies.
+"""
+
+import warnings
+from typing import Any
+
+from ._actor_dispatcher import ActorDispatcher, DispatchInfo
+from ._dispatch import Dispatch
+from ._dispatcher import Dispatcher
+from ._event import Created, Deleted, DispatchEvent, Updated
+from ._merge_strategies import MergeByType, MergeByTypeTarget, MergeStrategy
+
+__all__ = [
+    "ActorDispatcher",
+    "Created",
+    "Deleted",
+    "Dispatch",
+    "DispatchEvent",
+    "DispatchInfo",
+    "Dispatcher",
+    "MergeByType",
+    "MergeByTypeTarget",
+    "MergeStrategy",
+    "Updated",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Give access to the deprecated names, with a warning.
+
+    Args:
+        name: The attribute asked for.
+
+    Returns:
+        The deprecated object.
+
+    Raises:
+        AttributeError: If `name` is not a deprecated name either.
+    """
+    if name == "RunningState":
+        warnings.warn(
+            "frequenz.dispatch.RunningState is deprecated: use "
+            "Dispatcher.new_running_state_event_receiver(type) and read "
+            "dispatch.started instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from ._deprecated import RunningState  # pylint: disable=import-outside-toplevel
+
+        return RunningState
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

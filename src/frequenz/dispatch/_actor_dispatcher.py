@@ -1,0 +1,319 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""Starting, reconfiguring and stopping actors from running-state events."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from frequenz.channels import BroadcastChannel, Receiver, SenderError
+from frequenz.client.dispatch.types import TargetComponents
+from frequenz.sdk.actor import Actor, BackgroundService
+from typing_extensions import override
+
+from ._dispatch import Dispatch
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchInfo:
+    """Event emitted when the dispatch changes."""
+
+    components: TargetComponents
+    """Components to be used."""
+
+    dry_run: bool
+    """Whether this is a dry run."""
+
+    options: dict[str, Any]
+    """Additional options."""
+
+    @classmethod
+    def of(cls, dispatch: Dispatch) -> DispatchInfo:
+        """Return what an actor needs to know of a dispatch.
+
+        Args:
+            dispatch: The dispatch.
+
+        Returns:
+            Its target, dry-run flag and payload.
+        """
+        return cls(
+            components=dispatch.target,
+            dry_run=dispatch.dry_run,
+            options=dispatch.payload,
+        )
+
+
+ActorFactory = Callable[[DispatchInfo, Receiver[DispatchInfo]], Awaitable[Actor]]
+"""Creates an actor from its first dispatch information and its updates receiver."""
+
+
+async def _maybe_await(result: object) -> None:
+    # Actors are usually SDK actors, but tests and the documented examples pass
+    # mocks whose methods return plain values.
+    if inspect.isawaitable(result):
+        await result
+
+
+class _ManagedActor:
+    """The actor of one identity, driven by the latest event for that identity.
+
+    Only the latest event matters: a newer one replaces a pending one, including a
+    pending retry of a failed start. Events of one identity are handled in order
+    by one task, so a slow factory delays only its own identity.
+    """
+
+    def __init__(
+        self,
+        identity: Hashable,
+        factory: ActorFactory,
+        retry_interval: timedelta,
+    ) -> None:
+        self._identity = identity
+        self._factory = factory
+        self._retry_interval = retry_interval.total_seconds()
+        self._desired: Dispatch | None = None
+        self._changed = asyncio.Event()
+        self._actor: Actor | None = None
+        self._updates: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._actor_died = False
+
+    def want(self, dispatch: Dispatch) -> None:
+        """Make `dispatch` the state to reach.
+
+        Args:
+            dispatch: The latest running-state event for this identity.
+        """
+        self._desired = dispatch
+        self._changed.set()
+
+    async def run(self) -> None:
+        """Drive the actor until a stop event is handled."""
+        retry_in: float | None = None
+        try:
+            while True:
+                await self._wait_for_change(retry_in)
+                self._changed.clear()
+                retry_in = None
+                desired = self._desired
+                assert desired is not None
+                if not desired.started:
+                    await self._stop_actor("Dispatch stopped")
+                    return
+                if self._actor is not None:
+                    await self._send_update(desired)
+                elif self._actor_died:
+                    # Do not hot-loop on an actor that keeps crashing.
+                    self._actor_died = False
+                    retry_in = self._retry_interval
+                elif not await self._start_actor(desired):
+                    retry_in = self._retry_interval
+        finally:
+            await self._stop_actor("Actor dispatcher stopped")
+
+    async def _wait_for_change(self, timeout: float | None) -> None:
+        if timeout is None:
+            await self._changed.wait()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            _logger.info("Retrying to start the actor for %r", self._identity)
+
+    async def _start_actor(self, dispatch: Dispatch) -> bool:
+        info = DispatchInfo.of(dispatch)
+        sender, receiver = BroadcastChannel[DispatchInfo](
+            name=f"dispatch-updates:{self._identity}",
+            resend_latest=True,
+            limit=1,
+            warn_on_overflow=False,
+        )
+        try:
+            _logger.info(
+                "Starting actor for dispatch %s (type %r)", dispatch.id, dispatch.type
+            )
+            actor = await self._factory(info, receiver)
+            actor.start()
+        except Exception:  # pylint: disable=broad-except
+            _logger.exception(
+                "Failed to start the actor for dispatch %s (type %r); retrying in %s",
+                dispatch.id,
+                dispatch.type,
+                timedelta(seconds=self._retry_interval),
+            )
+            await sender.aclose()
+            return False
+        self._actor = actor
+        self._updates = sender
+        wait = getattr(actor, "wait", None)
+        if inspect.iscoroutinefunction(wait):
+            self._watcher = asyncio.create_task(self._watch(actor))
+        return True
+
+    async def _send_update(self, dispatch: Dispatch) -> None:
+        try:
+            await self._updates.send(DispatchInfo.of(dispatch))
+        except SenderError:
+            _logger.warning(
+                "The actor for %r closed its updates receiver; update dropped",
+                self._identity,
+            )
+
+    async def _watch(self, actor: Actor) -> None:
+        try:
+            await actor.wait()
+            _logger.error("The actor for %r stopped by itself", self._identity)
+        except Exception:  # pylint: disable=broad-except
+            _logger.exception("The actor for %r crashed", self._identity)
+        if self._actor is actor:
+            self._actor = None
+            self._actor_died = True
+            await self._updates.aclose()
+            self._changed.set()
+
+    async def _stop_actor(self, reason: str) -> None:
+        actor, self._actor = self._actor, None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+        if actor is None:
+            return
+        _logger.info("Stopping the actor for %r: %s", self._identity, reason)
+        try:
+            await _maybe_await(actor.stop(reason))
+        except BaseException as error:  # pylint: disable=broad-except
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            _logger.exception("The actor for %r failed while stopping", self._identity)
+        finally:
+            if self._updates is not None:
+                await self._updates.aclose()
+                self._updates = None
+
+
+class ActorDispatcher(BackgroundService):
+    """Helper class to manage actors based on dispatches.
+
+    Consumes running-state events. For a start event of an identity without actor,
+    it awaits `actor_factory(DispatchInfo, updates_receiver)` and starts the actor;
+    for a start event of an identity whose actor runs, it sends the new
+    `DispatchInfo` to that actor's updates receiver only (which always keeps the
+    latest); a stop event stops the actor. A factory that raises is retried every
+    `retry_interval` for as long as its dispatch should still run. An actor that
+    crashes is logged and recreated after `retry_interval` while its dispatch runs.
+    Stopping the `ActorDispatcher` stops every actor it started.
+
+    Example usage:
+
+    ```python
+    from frequenz.dispatch import ActorDispatcher, Dispatcher, DispatchInfo
+
+    async def run(dispatcher: Dispatcher, make_actor) -> None:
+        receiver = await dispatcher.new_running_state_event_receiver("EXAMPLE_TYPE")
+        managing_actor = ActorDispatcher(
+            actor_factory=make_actor,  # async (DispatchInfo, Receiver) -> Actor
+            running_status_receiver=receiver,
+        )
+        async with managing_actor:
+            await managing_actor
+    ```
+    """
+
+    def __init__(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+        self,
+        actor_factory: ActorFactory,
+        running_status_receiver: Receiver[Dispatch],
+        dispatch_identity: Callable[[Dispatch], Hashable] | None = None,
+        retry_interval: timedelta = timedelta(seconds=60),
+    ) -> None:
+        """Initialize the dispatch handler.
+
+        Args:
+            actor_factory: A callable that creates an actor with some initial
+                dispatch information.
+            running_status_receiver: The receiver for dispatch running status
+                changes.
+            dispatch_identity: A function to identify to which actor a dispatch
+                refers. By default, it uses the dispatch ID.
+            retry_interval: The interval between retries.
+
+        Raises:
+            TypeError: If `actor_factory` or `dispatch_identity` is not callable,
+                or `retry_interval` is not a timedelta.
+            ValueError: If `retry_interval` is not positive.
+        """
+        super().__init__()
+        if not callable(actor_factory):
+            raise TypeError(f"actor_factory must be callable, got {actor_factory!r}")
+        if dispatch_identity is not None and not callable(dispatch_identity):
+            raise TypeError(
+                f"dispatch_identity must be callable or None, got {dispatch_identity!r}"
+            )
+        if not isinstance(retry_interval, timedelta):
+            raise TypeError(
+                f"retry_interval must be a timedelta, got {retry_interval!r}"
+            )
+        if retry_interval <= timedelta(0):
+            raise ValueError(f"retry_interval must be positive, got {retry_interval}")
+        self._actor_factory = actor_factory
+        self._dispatch_rx = running_status_receiver
+        self._dispatch_identity: Callable[[Dispatch], Hashable] = (
+            dispatch_identity if dispatch_identity is not None else _by_id
+        )
+        self._retry_interval = retry_interval
+        self._managed: dict[Hashable, tuple[_ManagedActor, asyncio.Task[None]]] = {}
+
+    @override
+    def start(self) -> None:
+        """Start handling running-state events; does nothing if already running."""
+        if not self.is_running:
+            self._tasks.add(asyncio.create_task(self._run()))
+
+    async def _run(self) -> None:
+        async for dispatch in self._dispatch_rx:
+            try:
+                identity = self._dispatch_identity(dispatch)
+            except Exception:  # pylint: disable=broad-except
+                _logger.exception(
+                    "dispatch_identity failed for dispatch %s", dispatch.id
+                )
+                continue
+            managed = self._managed.get(identity)
+            if managed is None:
+                if not dispatch.started:
+                    _logger.debug("No actor runs for %r: nothing to stop", identity)
+                    continue
+                managed = self._manage(identity)
+            managed[0].want(dispatch)
+
+    def _manage(self, identity: Hashable) -> tuple[_ManagedActor, asyncio.Task[None]]:
+        actor = _ManagedActor(identity, self._actor_factory, self._retry_interval)
+        task = asyncio.create_task(actor.run(), name=f"actor:{identity}")
+        managed = (actor, task)
+        self._managed[identity] = managed
+        self._tasks.add(task)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._managed.get(identity) is managed:
+                del self._managed[identity]
+            self._tasks.discard(done)
+            if not done.cancelled() and (error := done.exception()) is not None:
+                _logger.error("Managing %r failed", identity, exc_info=error)
+
+        task.add_done_callback(forget)
+        return managed
+
+
+def _by_id(dispatch: Dispatch) -> Hashable:
+    return dispatch.id

@@ -1,0 +1,303 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The dispatch API client as `Dispatcher.client` exposes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from frequenz.channels import Receiver
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.common.microgrid.components import ComponentCategory
+from frequenz.client.common.microgrid.electrical_components import (
+    ElectricalComponentCategory,
+)
+from frequenz.client.dispatch import DispatchApiClient
+from frequenz.client.dispatch.recurrence import RecurrenceRule
+from frequenz.client.dispatch.types import (
+    BatteryType,
+    Dispatch,
+    DispatchEvent,
+    DispatchId,
+    EvChargerType,
+    InverterType,
+    TargetCategories,
+    TargetCategory,
+    TargetComponents,
+    TargetIds,
+)
+
+_CATEGORY_TYPES = (
+    TargetCategory,
+    ComponentCategory,
+    ElectricalComponentCategory,
+    BatteryType,
+    EvChargerType,
+    InverterType,
+)
+
+TargetLike = (
+    TargetComponents
+    | int
+    | ComponentCategory
+    | ElectricalComponentCategory
+    | BatteryType
+    | EvChargerType
+    | InverterType
+    | TargetCategory
+    | Iterable[Any]
+)
+"""What `target` accepts: the client's types, one id or category, or a list."""
+
+
+def to_microgrid_id(
+    value: MicrogridId | int, name: str = "microgrid_id"
+) -> MicrogridId:
+    """Return a `MicrogridId` from a plain int or a `MicrogridId`.
+
+    Args:
+        value: The id.
+        name: The argument name, for the error message.
+
+    Returns:
+        The id as `MicrogridId`.
+
+    Raises:
+        TypeError: If `value` is neither.
+    """
+    if isinstance(value, MicrogridId):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return MicrogridId(value)
+    raise TypeError(f"{name} must be an int or MicrogridId, got {value!r}")
+
+
+def to_dispatch_id(value: DispatchId | int, name: str = "dispatch_id") -> DispatchId:
+    """Return a `DispatchId` from a plain int or a `DispatchId`.
+
+    Args:
+        value: The id.
+        name: The argument name, for the error message.
+
+    Returns:
+        The id as `DispatchId`.
+
+    Raises:
+        TypeError: If `value` is neither.
+    """
+    if isinstance(value, DispatchId):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return DispatchId(value)
+    raise TypeError(f"{name} must be an int or DispatchId, got {value!r}")
+
+
+def to_target(value: TargetLike, name: str = "target") -> TargetComponents:
+    """Return the client's target type from anything the seeds' examples pass.
+
+    Args:
+        value: A `TargetIds`/`TargetCategories`, one component id or category, or
+            a list of ids or of categories (not mixed). An empty list means all
+            components.
+        name: The argument name, for the error message.
+
+    Returns:
+        The target as `TargetIds` or `TargetCategories`.
+
+    Raises:
+        TypeError: If `value` is none of these, or mixes ids and categories.
+    """
+    if isinstance(value, TargetIds | TargetCategories):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be component ids or categories, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, _CATEGORY_TYPES):
+        return TargetIds(value)
+    if isinstance(value, _CATEGORY_TYPES):
+        return TargetCategories(value)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be component ids or categories, got {value!r}")
+    items = list(value)
+    if all(isinstance(item, _CATEGORY_TYPES) for item in items) and items:
+        return TargetCategories(*items)
+    if all(
+        isinstance(item, int) and not isinstance(item, bool | _CATEGORY_TYPES)
+        for item in items
+    ):
+        return TargetIds(*items)
+    raise TypeError(
+        f"{name} must be a list of component ids or a list of component categories,"
+        f" not a mix, got {value!r}"
+    )
+
+
+class DispatchClient:
+    """frequenz-client-dispatch's `DispatchApiClient`, a little more lenient.
+
+    Accepts what the documented examples pass and the raw client rejects: plain
+    `int` microgrid and dispatch ids, and one `ComponentCategory` (or a list of ids
+    or of categories) as target. Everything else, including any attribute not
+    defined here, goes to the wrapped client unchanged.
+    """
+
+    def __init__(self, client: DispatchApiClient) -> None:
+        """Wrap a client.
+
+        Args:
+            client: The client to wrap.
+        """
+        self._client = client
+
+    @property
+    def wrapped(self) -> DispatchApiClient:
+        """The wrapped frequenz-client-dispatch client."""
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        """Forward any other attribute to the wrapped client.
+
+        Args:
+            name: The attribute name.
+
+        Returns:
+            The wrapped client's attribute.
+        """
+        return getattr(self._client, name)
+
+    async def create(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+        self,
+        microgrid_id: MicrogridId | int,
+        type: str,  # pylint: disable=redefined-builtin
+        start_time: datetime | Literal["NOW"],
+        duration: timedelta | None,
+        target: TargetLike,
+        *,
+        active: bool = True,
+        dry_run: bool = False,
+        payload: dict[str, Any] | None = None,
+        recurrence: RecurrenceRule | None = None,
+    ) -> Dispatch:
+        """Create a dispatch.
+
+        Args:
+            microgrid_id: The microgrid to create the dispatch for.
+            type: User defined string to identify the dispatch type.
+            start_time: The start time (timezone-aware), or "NOW".
+            duration: The duration, None for a dispatch that never ends.
+            target: Component ids or categories (see `to_target`).
+            active: The active status of the dispatch.
+            dry_run: The dry_run status of the dispatch.
+            payload: The payload of the dispatch.
+            recurrence: The recurrence rule of the dispatch.
+
+        Returns:
+            The created dispatch.
+        """
+        return await self._client.create(
+            to_microgrid_id(microgrid_id),
+            type,
+            start_time,
+            duration,
+            to_target(target),
+            active=active,
+            dry_run=dry_run,
+            payload=payload,
+            recurrence=recurrence,
+        )
+
+    async def update(
+        self,
+        *,
+        microgrid_id: MicrogridId | int,
+        dispatch_id: DispatchId | int,
+        new_fields: dict[str, Any],
+    ) -> Dispatch:
+        """Update a dispatch.
+
+        Args:
+            microgrid_id: The microgrid of the dispatch.
+            dispatch_id: The dispatch to update.
+            new_fields: The fields to update, as the client documents them; a
+                `target` may be anything `create` accepts.
+
+        Returns:
+            The updated dispatch.
+        """
+        fields = dict(new_fields)
+        if "target" in fields:
+            fields["target"] = to_target(fields["target"], "new_fields['target']")
+        return await self._client.update(
+            microgrid_id=to_microgrid_id(microgrid_id),
+            dispatch_id=to_dispatch_id(dispatch_id),
+            new_fields=fields,
+        )
+
+    async def get(
+        self, *, microgrid_id: MicrogridId | int, dispatch_id: DispatchId | int
+    ) -> Dispatch:
+        """Get a dispatch.
+
+        Args:
+            microgrid_id: The microgrid of the dispatch.
+            dispatch_id: The dispatch to get.
+
+        Returns:
+            The dispatch.
+        """
+        return await self._client.get(
+            microgrid_id=to_microgrid_id(microgrid_id),
+            dispatch_id=to_dispatch_id(dispatch_id),
+        )
+
+    async def delete(
+        self, *, microgrid_id: MicrogridId | int, dispatch_id: DispatchId | int
+    ) -> None:
+        """Delete a dispatch.
+
+        Args:
+            microgrid_id: The microgrid of the dispatch.
+            dispatch_id: The dispatch to delete.
+        """
+        await self._client.delete(
+            microgrid_id=to_microgrid_id(microgrid_id),
+            dispatch_id=to_dispatch_id(dispatch_id),
+        )
+
+    def list(
+        self,
+        microgrid_id: MicrogridId | int,
+        *,
+        target_components: Iterable[TargetLike] = (),
+        **filters: Any,
+    ) -> AsyncIterator[Iterator[Dispatch]]:
+        """List dispatches, page by page.
+
+        Args:
+            microgrid_id: The microgrid to list the dispatches of.
+            target_components: Targets to filter by (each as `create` accepts).
+            **filters: The client's other filters (`start_from`, `active`, ...).
+
+        Returns:
+            An async iterator over pages of dispatches.
+        """
+        return self._client.list(
+            to_microgrid_id(microgrid_id),
+            target_components=[
+                to_target(t, "target_components") for t in target_components
+            ],
+            **filters,
+        )
+
+    def stream(self, microgrid_id: MicrogridId | int) -> Receiver[DispatchEvent]:
+        """Receive the stream of dispatch events of a microgrid.
+
+        Args:
+            microgrid_id: The microgrid.
+
+        Returns:
+            A receiver of dispatch events.
+        """
+        return self._client.stream(to_microgrid_id(microgrid_id))
