@@ -1,0 +1,126 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""Helpers shared by the unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from frequenz.channels import Receiver
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch.recurrence import RecurrenceRule
+from frequenz.client.dispatch.test.client import FakeClient
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetIds
+
+MICROGRID = MicrogridId(1)
+T = TypeVar("T")
+
+
+def make_dispatch(  # pylint: disable=too-many-arguments
+    dispatch_id: int,
+    *,
+    start_time: datetime,
+    duration: timedelta | None = timedelta(minutes=10),
+    type: str = "TEST",  # pylint: disable=redefined-builtin
+    target: Any = None,
+    active: bool = True,
+    dry_run: bool = False,
+    payload: dict[str, Any] | None = None,
+    recurrence: RecurrenceRule | None = None,
+    update_time: datetime | None = None,
+) -> ClientDispatch:
+    """Build a client dispatch, as the service would return it."""
+    now = datetime.now(tz=timezone.utc)
+    return ClientDispatch(
+        id=DispatchId(dispatch_id),
+        type=type,
+        start_time=start_time,
+        duration=duration,
+        target=TargetIds(1, 2) if target is None else target,
+        active=active,
+        dry_run=dry_run,
+        payload={} if payload is None else payload,
+        recurrence=RecurrenceRule() if recurrence is None else recurrence,
+        create_time=now,
+        update_time=now if update_time is None else update_time,
+    )
+
+
+async def create(client: FakeClient, **kwargs: Any) -> ClientDispatch:
+    """Create a dispatch through the fake service (so it goes through the stream)."""
+    params: dict[str, Any] = {
+        "microgrid_id": MICROGRID,
+        "type": "TEST",
+        "duration": timedelta(minutes=10),
+        "target": TargetIds(1, 2),
+    }
+    params.update(kwargs)
+    return await client.create(**params)
+
+
+async def settle() -> None:
+    """Let every ready task run (without letting fake time pass)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def drain(receiver: Receiver[T]) -> list[T]:
+    """Return what a receiver holds right now, without waiting."""
+    messages: list[T] = []
+    while True:
+        try:
+            message = receiver.consume() if _ready_now(receiver) else None
+        except Exception:  # pylint: disable=broad-except
+            break
+        if message is None:
+            break
+        messages.append(message)
+    return messages
+
+
+def _ready_now(receiver: Receiver[Any]) -> bool:
+    pending = getattr(receiver, "pending", None)
+    if pending is None:
+        raise TypeError(f"{receiver!r} cannot be drained without waiting")
+    return bool(pending)
+
+
+async def update(client: FakeClient, dispatch_id: Any, **new_fields: Any) -> None:
+    """Update a dispatch through the fake service (so it goes through the stream)."""
+    await client.update(
+        microgrid_id=MICROGRID, dispatch_id=dispatch_id, new_fields=new_fields
+    )
+
+
+async def delete(client: FakeClient, dispatch_id: Any) -> None:
+    """Delete a dispatch through the fake service (so it goes through the stream)."""
+    await client.delete(microgrid_id=MICROGRID, dispatch_id=dispatch_id)
+
+
+class Collector:
+    """Reads a receiver in the background, as an attentive consumer would.
+
+    Messages sent at different instants are read before the next instant, so
+    none of them gets merged with a later one.
+    """
+
+    def __init__(self, receiver: Receiver[T]) -> None:
+        self.messages: list[Any] = []
+        self._task = asyncio.create_task(self._read(receiver))
+
+    async def _read(self, receiver: Receiver[Any]) -> None:
+        async for message in receiver:
+            self.messages.append(message)
+
+    def take(self) -> list[Any]:
+        """Return the messages read so far, and forget them."""
+        taken, self.messages = self.messages, []
+        return taken
+
+    async def aclose(self) -> None:
+        """Stop reading."""
+        self._task.cancel()
