@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
 from frequenz.client.common.streaming import Event
+from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
 from frequenz.client.dispatch.test.client import FakeClient
 from frequenz.client.dispatch.types import TargetIds
 
