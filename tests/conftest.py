@@ -33,11 +33,11 @@ START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Run unit tests on the fake event loop, real-network tests on a real one."""
     del config
     if REAL_LOOP_FOLDERS & set(item.path.parts):
-        return None
+        return {"real_loop": asyncio.new_event_loop}
     return {"solipsism": async_solipsism.EventLoop}
 
 

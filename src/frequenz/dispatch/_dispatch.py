@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
 
@@ -272,14 +271,39 @@ class Dispatch(BaseDispatch):
         snapshot: _RunningSnapshot | None = self.__dict__.get("_running_snapshot")
         return snapshot
 
+    @classmethod
+    def _from_fields(cls, fields: dict[str, Any]) -> Dispatch:
+        """Build a dispatch from its field values, without validation.
+
+        The dataclass constructor costs about 20 µs; building thousands of
+        dispatches at sync time can skip it, since the fields come from the
+        client's own conversion functions.
+
+        Args:
+            fields: A value for every field of the client's dispatch.
+
+        Returns:
+            The dispatch (not deleted).
+        """
+        dispatch = object.__new__(cls)
+        dispatch.__dict__.update(fields)
+        dispatch.__dict__["deleted"] = False
+        return dispatch
+
+    def _copy(self, **changes: Any) -> Dispatch:
+        # copy.copy() of a dataclass costs ~7 µs; this is a fraction of it.
+        duplicate = object.__new__(type(self))
+        duplicate.__dict__.update(self.__dict__)
+        duplicate.__dict__.update(changes)
+        return duplicate
+
     def _as_deleted(self) -> Dispatch:
         """Return a copy of this dispatch marked as deleted.
 
         Returns:
             A new dispatch, equal to this one but for `deleted`.
         """
-        deleted = copy.copy(self)
-        object.__setattr__(deleted, "deleted", True)
+        deleted = self._copy(deleted=True)
         deleted.__dict__.pop("_running_snapshot", None)
         return deleted
 
@@ -293,13 +317,9 @@ class Dispatch(BaseDispatch):
             A new dispatch, equal to this one, whose `started` and `until` answer as
                 of the given window whenever they are read.
         """
-        snapshot = copy.copy(self)
-        object.__setattr__(
-            snapshot,
-            "_running_snapshot",
-            _RunningSnapshot(
+        return self._copy(
+            _running_snapshot=_RunningSnapshot(
                 started=window is not None,
                 until=None if window is None else window.end,
-            ),
+            )
         )
-        return snapshot

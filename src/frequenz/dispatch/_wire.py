@@ -1,0 +1,92 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""Converting dispatches from the wire, fast.
+
+The client's `Dispatch.from_protobuf` costs about 45 µs per dispatch, most of it
+in converting the target, an empty recurrence and an empty payload. At 100,000
+dispatches that alone is seconds of sync time, so this converter reuses the
+client's own conversion functions but skips the work for the common cases:
+targets are immutable frozensets and few distinct ones exist per microgrid, so
+they are cached by their wire bytes; empty recurrences and payloads are built
+directly. The result equals what the client's converter returns (tested).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any, Final
+
+from frequenz.api.dispatch.v1.dispatch_pb2 import Dispatch as PBDispatch
+from frequenz.client.base.conversion import to_datetime
+from frequenz.client.dispatch.recurrence import RecurrenceRule
+from frequenz.client.dispatch.types import (
+    DispatchId,
+    TargetComponents,
+    _target_components_from_protobuf,
+)
+from google.protobuf.json_format import MessageToDict
+
+from ._dispatch import Dispatch
+
+_TARGET_CACHE_SIZE: Final = 4096
+
+
+class _TargetCache:
+    def __init__(self) -> None:
+        self._targets: OrderedDict[bytes, TargetComponents] = OrderedDict()
+
+    def get(self, pb_target: Any) -> TargetComponents:
+        key: bytes = pb_target.SerializeToString(deterministic=True)
+        target = self._targets.get(key)
+        if target is None:
+            target = _target_components_from_protobuf(pb_target)
+            self._targets[key] = target
+            if len(self._targets) > _TARGET_CACHE_SIZE:
+                self._targets.popitem(last=False)
+        return target
+
+
+_targets = _TargetCache()
+
+
+def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
+    """Convert a protobuf dispatch to a `Dispatch`.
+
+    Args:
+        pb_dispatch: The protobuf dispatch.
+
+    Returns:
+        The dispatch, equal to `Dispatch(client Dispatch.from_protobuf(...))`.
+
+    Raises:
+        ValueError: If a field holds a value this client version cannot represent
+            (for example an enum value from a newer server).
+    """
+    metadata = pb_dispatch.metadata
+    data = pb_dispatch.data
+    recurrence = data.recurrence
+    fields: dict[str, Any] = {
+        "id": DispatchId(metadata.dispatch_id),
+        "type": data.type,
+        "start_time": to_datetime(data.start_time),
+        "duration": (
+            timedelta(seconds=data.duration) if data.HasField("duration") else None
+        ),
+        "target": _targets.get(data.target),
+        "active": data.is_active,
+        "dry_run": data.is_dry_run,
+        "payload": MessageToDict(data.payload) if data.payload.fields else {},
+        "recurrence": (
+            RecurrenceRule.from_protobuf(recurrence)
+            if recurrence.ByteSize()
+            else RecurrenceRule()
+        ),
+        "create_time": to_datetime(metadata.create_time),
+        "update_time": to_datetime(metadata.update_time),
+        "end_time": (
+            to_datetime(metadata.end_time) if metadata.HasField("end_time") else None
+        ),
+    }
+    return Dispatch._from_fields(fields)  # pylint: disable=protected-access
