@@ -1,0 +1,27 @@
+# License: MIT
+# Copyright © 2025 Frequenz Energy-as-a-Service GmbH
+
+"""A local implementation of the Frequenz Dispatch API service.
+
+It serves `MicrogridDispatchService` over real gRPC, stores dispatches in
+SQLite and checks the same credentials the cloud service does, so that
+`frequenz.client.dispatch.DispatchApiClient` (and this library) can run
+without cloud credentials:
+
+```python
+from frequenz.client.dispatch import DispatchApiClient
+from frequenz.dispatch.local_service import LocalDispatchService
+
+async with LocalDispatchService(database="dispatches.sqlite3") as service:
+    client = DispatchApiClient(server_url=service.url, auth_key=service.key)
+```
+
+From a shell: `frequenz-dispatch serve --database dispatches.sqlite3 --key KEY`.
+
+This package needs the `local-service` extra (`frequenz-api-dispatch`,
+`protobuf`).
+"""
+
+from ._service import LocalDispatchService, format_url
+
+__all__ = ["LocalDispatchService", "format_url"]

@@ -1,0 +1,219 @@
+# License: MIT
+# Copyright © 2025 Frequenz Energy-as-a-Service GmbH
+
+"""Server-side check of the credentials sent by `frequenz-client-base`.
+
+The client sends its API key in the `key` metadata entry. With a signing
+secret it also sends `ts` (UNIX seconds), `nonce` (URL-safe base64 of random
+bytes) and `sig`: the URL-safe base64, without padding, of
+HMAC-SHA256(secret, key + ts + nonce + method name), where the method name is
+the last segment of the RPC path, e.g. `ListMicrogridDispatches`.
+
+Keys and secrets are never logged; rejection reasons name only what was wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE_WINDOW = 300.0
+"""Default accepted clock difference for signed requests, in seconds."""
+
+
+class NonceCache:
+    """Remembers nonces until their timestamp leaves the accepted window."""
+
+    def __init__(self) -> None:
+        """Create an empty cache."""
+        self._expiry: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        """Count the remembered nonces.
+
+        Returns:
+            The number of nonces.
+        """
+        return len(self._expiry)
+
+    def add(self, nonce: str, expires_at: float, now: float) -> bool:
+        """Remember a nonce unless it is already known.
+
+        Args:
+            nonce: The nonce.
+            expires_at: When it may be forgotten, in UNIX seconds; after that
+                its request is rejected as stale anyway.
+            now: The current time, in UNIX seconds.
+
+        Returns:
+            `False` if the nonce was already known (a replay), `True` otherwise.
+        """
+        # Dicts keep insertion order, and expiries are roughly increasing, so
+        # pruning from the front is cheap and bounds memory by the window.
+        for old_nonce, old_expiry in list(self._expiry.items()):
+            if old_expiry > now:
+                break
+            del self._expiry[old_nonce]
+        if nonce in self._expiry and self._expiry[nonce] > now:
+            return False
+        self._expiry[nonce] = expires_at
+        return True
+
+
+def _metadata_value(metadata: Sequence[Any] | None, name: str) -> str | None:
+    """Get the first metadata entry with a given name, as text."""
+    for entry in metadata or ():
+        key, value = entry[0], entry[1]
+        if key == name:
+            if isinstance(value, bytes):
+                return value.decode("ascii", "replace")
+            return str(value)
+    return None
+
+
+def signature(secret: str, key: str, ts: str, nonce: str, method: str) -> str:
+    """Compute the request signature exactly like the client does.
+
+    Args:
+        secret: The shared signing secret.
+        key: The API key sent with the request.
+        ts: The timestamp, as sent (decimal UNIX seconds).
+        nonce: The nonce, as sent.
+        method: The full RPC path, e.g. `/pkg.Service/Method`.
+
+    Returns:
+        The URL-safe base64 signature without padding.
+    """
+    mac = hmac.new(secret.encode(), digestmod="sha256")
+    for part in (key, ts, nonce, method.rsplit("/", maxsplit=1)[-1]):
+        mac.update(part.encode())
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Rejects calls without the right key (and, if set up, signature)."""
+
+    def __init__(
+        self,
+        key: str,
+        sign_secret: str | None = None,
+        *,
+        signature_window: float = DEFAULT_SIGNATURE_WINDOW,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create an interceptor.
+
+        Args:
+            key: The API key clients must send.
+            sign_secret: If set, requests must be signed with this secret.
+            signature_window: How far, in seconds, a signed request's timestamp
+                may be from the server clock.
+            clock: Returns the current UNIX time in seconds.
+        """
+        self._key = key
+        self._sign_secret = sign_secret
+        self._window = signature_window
+        self._clock = clock
+        self._nonces = NonceCache()
+
+    def check(self, method: str, metadata: Sequence[Any] | None) -> str | None:
+        """Check the credentials of a call.
+
+        Args:
+            method: The full RPC path.
+            metadata: The invocation metadata, as `(key, value)` pairs.
+
+        Returns:
+            Why the call is rejected, or `None` if it is allowed.
+        """
+        key = _metadata_value(metadata, "key")
+        if key is None:
+            return "missing API key"
+        if not hmac.compare_digest(key.encode(), self._key.encode()):
+            return "invalid API key"
+        if self._sign_secret is None:
+            return None
+        return self._check_signature(self._sign_secret, key, method, metadata)
+
+    def _check_signature(
+        self, secret: str, key: str, method: str, metadata: Sequence[Any] | None
+    ) -> str | None:
+        """Check signature, timestamp and nonce; see `check()`."""
+        ts = _metadata_value(metadata, "ts")
+        nonce = _metadata_value(metadata, "nonce")
+        sig = _metadata_value(metadata, "sig")
+        if ts is None or nonce is None or sig is None:
+            return "missing request signature (ts, nonce and sig are required)"
+        if not ts.isdigit():
+            return "invalid request timestamp"
+        # The signature is checked first so that unsigned garbage can neither
+        # probe the clock nor fill the nonce cache.
+        expected = signature(secret, key, ts, nonce, method)
+        if not hmac.compare_digest(sig.rstrip("=").encode(), expected.encode()):
+            return "invalid request signature"
+        now = self._clock()
+        timestamp = int(ts)
+        if abs(now - timestamp) > self._window:
+            return "stale request timestamp"
+        if not self._nonces.add(nonce, timestamp + self._window, now):
+            return "replayed request nonce"
+        return None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """Let authenticated calls through and fail the others.
+
+        Args:
+            continuation: Resolves the handler of the call.
+            handler_call_details: Method name and metadata of the call.
+
+        Returns:
+            The real handler, or one that fails with UNAUTHENTICATED.
+        """
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler  # Unknown method: let gRPC answer UNIMPLEMENTED.
+        method = handler_call_details.method
+        reason = self.check(method, handler_call_details.invocation_metadata)
+        if reason is None:
+            return handler
+        _logger.warning("Rejected call to %s: %s", method, reason)
+        return _rejecting_handler(handler, reason)
+
+
+def _rejecting_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], reason: str
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """Build a handler of the same kind as `handler` that always fails."""
+
+    async def reject(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+
+    async def reject_stream(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        await reject(request, context)
+        yield  # Unreachable; makes this an async generator like stream handlers.
+
+    serializers = (handler.request_deserializer, handler.response_serializer)
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(reject, *serializers)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(reject_stream, *serializers)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(reject, *serializers)
+    return grpc.stream_stream_rpc_method_handler(reject_stream, *serializers)
