@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from frequenz.channels import BroadcastChannel, Receiver, SenderError
+from frequenz.channels import Receiver
 from frequenz.client.dispatch.types import TargetComponents
 from frequenz.sdk.actor import Actor, BackgroundService
 from typing_extensions import override
 
+from ._delivery import UnboundedReceiver
 from ._dispatch import Dispatch
 
 _logger = logging.getLogger(__name__)
@@ -64,6 +65,28 @@ async def _maybe_await(result: object) -> None:
         await result
 
 
+def _latest_value_receiver(name: str) -> UnboundedReceiver[DispatchInfo]:
+    # An actor only needs its newest configuration: each update replaces the
+    # one it has not read yet (frequenz-channels' broadcast channel with limit=1
+    # would do the same, but it warns about its own deprecation in 1.12).
+    return UnboundedReceiver[DispatchInfo](
+        name=name, coalesce_key=lambda _: None, supersedes=lambda _new, _old: True
+    )
+
+
+async def _call_factory(
+    factory: ActorFactory, info: DispatchInfo, receiver: Receiver[DispatchInfo]
+) -> Actor:
+    # The documented example passes a plain classmethod returning the actor. An
+    # actor is itself awaitable (awaiting waits for its tasks), so only await
+    # what is awaitable and not already the actor.
+    result: Any = factory(info, receiver)
+    if inspect.isawaitable(result) and not isinstance(result, BackgroundService):
+        result = await result
+    actor: Actor = result
+    return actor
+
+
 class _ManagedActor:
     """The actor of one identity, driven by the latest event for that identity.
 
@@ -84,9 +107,11 @@ class _ManagedActor:
         self._desired: Dispatch | None = None
         self._changed = asyncio.Event()
         self._actor: Actor | None = None
-        self._updates: Any = None
+        self._updates: UnboundedReceiver[DispatchInfo] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._actor_died = False
+        self.closed = False
+        """Whether this manager is done; events must go to a new one."""
 
     def want(self, dispatch: Dispatch) -> None:
         """Make `dispatch` the state to reach.
@@ -109,6 +134,11 @@ class _ManagedActor:
                 assert desired is not None
                 if not desired.started:
                     await self._stop_actor("Dispatch stopped")
+                    if self._changed.is_set():
+                        continue  # a newer event arrived while the actor stopped
+                    # No await between the check above and this: an event that
+                    # comes later finds this closed and gets a new manager.
+                    self.closed = True
                     return
                 if self._actor is not None:
                     await self._send_update(desired)
@@ -133,17 +163,12 @@ class _ManagedActor:
 
     async def _start_actor(self, dispatch: Dispatch) -> bool:
         info = DispatchInfo.of(dispatch)
-        sender, receiver = BroadcastChannel[DispatchInfo](
-            name=f"dispatch-updates:{self._identity}",
-            resend_latest=True,
-            limit=1,
-            warn_on_overflow=False,
-        )
+        receiver = _latest_value_receiver(f"dispatch-updates:{self._identity}")
         try:
             _logger.info(
                 "Starting actor for dispatch %s (type %r)", dispatch.id, dispatch.type
             )
-            actor = await self._factory(info, receiver)
+            actor = await _call_factory(self._factory, info, receiver)
             actor.start()
         except Exception:  # pylint: disable=broad-except
             _logger.exception(
@@ -152,23 +177,23 @@ class _ManagedActor:
                 dispatch.type,
                 timedelta(seconds=self._retry_interval),
             )
-            await sender.aclose()
+            receiver.close()
             return False
         self._actor = actor
-        self._updates = sender
+        self._updates = receiver
         wait = getattr(actor, "wait", None)
         if inspect.iscoroutinefunction(wait):
             self._watcher = asyncio.create_task(self._watch(actor))
         return True
 
     async def _send_update(self, dispatch: Dispatch) -> None:
-        try:
-            await self._updates.send(DispatchInfo.of(dispatch))
-        except SenderError:
+        assert self._updates is not None
+        if self._updates.is_closed:
             _logger.warning(
                 "The actor for %r closed its updates receiver; update dropped",
                 self._identity,
             )
+        self._updates._enqueue(DispatchInfo.of(dispatch))  # pylint: disable=protected-access
 
     async def _watch(self, actor: Actor) -> None:
         try:
@@ -179,7 +204,7 @@ class _ManagedActor:
         if self._actor is actor:
             self._actor = None
             self._actor_died = True
-            await self._updates.aclose()
+            self._close_updates()
             self._changed.set()
 
     async def _stop_actor(self, reason: str) -> None:
@@ -197,9 +222,12 @@ class _ManagedActor:
                 raise
             _logger.exception("The actor for %r failed while stopping", self._identity)
         finally:
-            if self._updates is not None:
-                await self._updates.aclose()
-                self._updates = None
+            self._close_updates()
+
+    def _close_updates(self) -> None:
+        if self._updates is not None:
+            self._updates.close()
+            self._updates = None
 
 
 class ActorDispatcher(BackgroundService):
@@ -290,7 +318,7 @@ class ActorDispatcher(BackgroundService):
                 )
                 continue
             managed = self._managed.get(identity)
-            if managed is None:
+            if managed is None or managed[0].closed:
                 if not dispatch.started:
                     _logger.debug("No actor runs for %r: nothing to stop", identity)
                     continue

@@ -227,11 +227,11 @@ class DispatchScheduler(BackgroundService):
         """
         now = self._advance()
         listed = {dispatch.id for dispatch in dispatches}
+        self._schedule.forget_deletions()
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.
         for dispatch in dispatches:
             self._upsert(dispatch, now)
-        self._schedule.forget_deletions()
         for dispatch_id in self._schedule.ids():
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)

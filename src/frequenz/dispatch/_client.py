@@ -124,7 +124,7 @@ def to_target(value: TargetLike, name: str = "target") -> TargetComponents:
     if all(isinstance(item, _CATEGORY_TYPES) for item in items) and items:
         return TargetCategories(*items)
     if all(
-        isinstance(item, int) and not isinstance(item, bool | _CATEGORY_TYPES)
+        isinstance(item, int) and not isinstance(item, (bool, *_CATEGORY_TYPES))
         for item in items
     ):
         return TargetIds(*items)

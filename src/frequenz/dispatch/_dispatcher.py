@@ -385,6 +385,8 @@ class Dispatcher(BackgroundService):
         Returns:
             An awaitable that is already complete.
         """
+        if not isinstance(dispatch_type, str):
+            raise TypeError(f"dispatch_type must be a str, got {dispatch_type!r}")
         if dispatch_type in self._actor_dispatchers:
             _logger.debug("Ignoring duplicate start_managing for %r", dispatch_type)
             return _Done()

@@ -92,7 +92,7 @@ class Schedule:
         self._heap: list[tuple[datetime, int, int, DispatchId]] = []
         self._stale_items = 0
         self._tokens = itertools.count(1)
-        self._tombstones: OrderedDict[DispatchId, datetime] = OrderedDict()
+        self._tombstones: OrderedDict[DispatchId, None] = OrderedDict()
         self._running: dict[str, dict[DispatchId, Dispatch]] = {}
 
     def __len__(self) -> int:
@@ -146,8 +146,8 @@ class Schedule:
     def forget_deletions(self) -> None:
         """Forget which ids were deleted.
 
-        Called after a full re-sync: the stream is new, so no late event for an
-        id deleted before can arrive anymore.
+        Called before reconciling a full list, which is authoritative: a
+        dispatch it contains exists, whatever the stream said before.
         """
         self._tombstones.clear()
 
@@ -165,8 +165,9 @@ class Schedule:
         Returns:
             What the change did.
         """
-        deleted_at = self._tombstones.get(dispatch.id)
-        if deleted_at is not None and dispatch.update_time <= deleted_at:
+        if dispatch.id in self._tombstones:
+            # Ids are never reused: any version of a deleted dispatch that still
+            # arrives (queued before a re-sync's list, or late) is stale.
             return Change.STALE
         entry = self._entries.get(dispatch.id)
         if entry is not None:
@@ -180,8 +181,6 @@ class Schedule:
         except ValueError as error:
             _logger.error("Skipping a dispatch that cannot be scheduled: %s", error)
             return Change.INVALID
-        if deleted_at is not None:
-            del self._tombstones[dispatch.id]
 
         if entry is None:
             entry = _Entry(dispatch)
@@ -231,7 +230,7 @@ class Schedule:
             self._send(entry, None)
         if entry.due is not None:
             self._stale_items += 1
-        self._tombstones[dispatch_id] = version.update_time
+        self._tombstones[dispatch_id] = None
         if len(self._tombstones) > _MAX_TOMBSTONES:
             self._tombstones.popitem(last=False)
         return deleted
