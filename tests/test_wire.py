@@ -22,9 +22,9 @@ def test_equals_the_clients_conversion(seed: int) -> None:
         fast = dispatch_from_protobuf(pb_dispatch)
         reference = Dispatch(ClientDispatch.from_protobuf(pb_dispatch))
         assert fast == reference
-        assert {
-            name: type(value) for name, value in vars(fast).items()
-        } == {name: type(value) for name, value in vars(reference).items()}
+        assert {name: type(value) for name, value in vars(fast).items()} == {
+            name: type(value) for name, value in vars(reference).items()
+        }
 
 
 def test_an_unreadable_dispatch_is_skipped_with_its_id(
@@ -32,6 +32,6 @@ def test_an_unreadable_dispatch_is_skipped_with_its_id(
 ) -> None:
     pb_dispatch = DispatchGenerator(seed=1).generate_dispatch().to_protobuf()
     pb_dispatch.metadata.dispatch_id = 4242
-    pb_dispatch.data.recurrence.freq = 99  # a frequency from a newer server
+    pb_dispatch.data.recurrence.freq = 99  # type: ignore[assignment]  # from a newer server
     assert convert(pb_dispatch) is None
     assert "4242" in caplog.text
