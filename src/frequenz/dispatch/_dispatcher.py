@@ -435,7 +435,13 @@ class Dispatcher(BackgroundService):
             This dispatcher.
         """
         self.start()
-        await self.wait_for_initialization()
+        try:
+            await self.wait_for_initialization()
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails (for example when a
+            # timeout cancels the wait): stop here, or the sync retries forever.
+            await self.stop()
+            raise
         return self
 
     @override

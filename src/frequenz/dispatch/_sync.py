@@ -154,12 +154,15 @@ class DispatchSync:
         """Sync forever: connect, list, follow the stream, reconnect on any end."""
         failures = 0
         while True:
+            resyncs_before = self.resyncs
             try:
                 await self._connection_cycle()
                 failures = 0
                 _logger.info("Dispatch stream closed by the server; reconnecting")
             except (grpc.RpcError, OSError, ConnectionError) as error:
-                failures += 1
+                # A cycle that synced counts as a fresh start: the back-off grows
+                # only over attempts that never got through.
+                failures = 1 if self.resyncs != resyncs_before else failures + 1
                 self._report(error, failures)
             await asyncio.sleep(self._backoff.delay(failures))
 
