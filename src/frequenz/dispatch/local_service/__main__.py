@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ._auth import DEFAULT_SIGNATURE_WINDOW
+from ._demo import add_demo_command
 from ._service import LocalDispatchService
 from ._storage import StorageError
 
@@ -152,7 +153,7 @@ def _add_serve_command(
 
 _COMMANDS: Sequence[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
-] = (_add_serve_command,)
+] = (_add_serve_command, add_demo_command)
 """Functions that register one subcommand each."""
 
 
