@@ -17,7 +17,8 @@ keep the ordinary event loop and the real clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -71,13 +72,16 @@ class FakeClock:
         self._traveller.shift(delta)
 
 
-@pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    """Freeze the wall clock at START and make it follow the fake loop's clock."""
-    loop = asyncio.get_running_loop()
+@contextlib.contextmanager
+def coupled_clocks(loop: asyncio.AbstractEventLoop, start: datetime) -> Iterator[Any]:
+    """Freeze the wall clock at `start` and make it follow `loop`'s fake clock.
+
+    Yields:
+        The time-machine traveller, to move the wall clock alone if needed.
+    """
     selector_clock = loop._selector.clock  # type: ignore[attr-defined]  # pylint: disable=protected-access
     original_advance = selector_clock.advance
-    with time_machine.travel(START, tick=False) as traveller:
+    with time_machine.travel(start, tick=False) as traveller:
 
         def advance(delta: float) -> None:
             original_advance(delta)
@@ -85,6 +89,13 @@ async def clock() -> AsyncIterator[FakeClock]:
 
         selector_clock.advance = advance
         try:
-            yield FakeClock(traveller)
+            yield traveller
         finally:
             selector_clock.advance = original_advance
+
+
+@pytest.fixture
+async def clock() -> AsyncIterator[FakeClock]:
+    """Freeze the wall clock at START and make it follow the fake loop's clock."""
+    with coupled_clocks(asyncio.get_running_loop(), START) as traveller:
+        yield FakeClock(traveller)

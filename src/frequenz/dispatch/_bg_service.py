@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
+from frequenz.client.dispatch.types import DispatchId
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
@@ -219,14 +221,20 @@ class DispatchScheduler(BackgroundService):
 
     # SyncTarget
 
-    def reconcile(self, dispatches: Sequence[Dispatch]) -> None:
+    def reconcile(
+        self,
+        dispatches: Sequence[Dispatch],
+        unreadable: AbstractSet[DispatchId] = frozenset(),
+    ) -> None:
         """Make the held dispatches equal to a full list from the service.
 
         Args:
-            dispatches: Every dispatch of the microgrid.
+            dispatches: Every dispatch of the microgrid that could be read.
+            unreadable: Ids of listed dispatches that could not be read; the
+                version held of them (if any) is kept, as the stream would.
         """
         now = self._advance()
-        listed = {dispatch.id for dispatch in dispatches}
+        listed = {dispatch.id for dispatch in dispatches} | unreadable
         self._schedule.forget_deletions()
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.

@@ -24,7 +24,7 @@ import contextlib
 import gc
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, Iterator, Sequence
+from collections.abc import AsyncIterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
 )
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
+from frequenz.client.dispatch.types import DispatchId
 
 from ._dispatch import Dispatch
 from ._wire import dispatch_from_protobuf
@@ -53,11 +54,15 @@ _logger = logging.getLogger(__name__)
 class SyncTarget(Protocol):
     """What the sync feeds: the scheduler's state."""
 
-    def reconcile(self, dispatches: Sequence[Dispatch]) -> None:
+    def reconcile(
+        self, dispatches: Sequence[Dispatch], unreadable: Set[DispatchId]
+    ) -> None:
         """Make the held state equal to a full list from the service.
 
         Args:
-            dispatches: Every dispatch of the microgrid.
+            dispatches: Every dispatch of the microgrid that could be read.
+            unreadable: Ids of listed dispatches that could not be read: they
+                exist, so a version held of them must be kept, not deleted.
         """
 
     def apply(self, event: Event, dispatch: Dispatch) -> None:
@@ -202,7 +207,7 @@ class DispatchSync:
         try:
             await self._wait_until_subscribed(call, reader)
             with _gc_paused():
-                self._target.reconcile(await self._list_all())
+                self._target.reconcile(*await self._list_all())
             self._synced_once = True
             self.resyncs += 1
             while True:
@@ -246,7 +251,7 @@ class DispatchSync:
         if reader.done():
             reader.result()
 
-    async def _list_all(self) -> list[Dispatch]:
+    async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId]]:
         stub = self._client.stub
         timeout = _seconds(getattr(self._client, "call_timeout", None))
         request = ListMicrogridDispatchesRequest(
@@ -254,14 +259,17 @@ class DispatchSync:
             pagination_params=PaginationParams(page_size=self.LIST_PAGE_SIZE),
         )
         dispatches: list[Dispatch] = []
+        unreadable: set[DispatchId] = set()
         while True:
             response = await stub.ListMicrogridDispatches(request, timeout=timeout)
             for pb_dispatch in response.dispatches:
                 if (dispatch := convert(pb_dispatch)) is not None:
                     dispatches.append(dispatch)
+                else:
+                    unreadable.add(DispatchId(pb_dispatch.metadata.dispatch_id))
             token = response.pagination_info.next_page_token
             if not token:
-                return dispatches
+                return dispatches, unreadable
             request.pagination_params.CopyFrom(PaginationParams(page_token=token))
 
     def _apply(self, response: StreamMicrogridDispatchesResponse) -> None:
