@@ -28,6 +28,7 @@ from datetime import datetime
 from frequenz.client.dispatch.types import DispatchId
 
 from ._dispatch import Dispatch, Window
+from ._gc import gc_paused
 
 _logger = logging.getLogger(__name__)
 
@@ -247,6 +248,12 @@ class Schedule:
         Args:
             now: The current time.
         """
+        if not self._heap or self._heap[0][0] > now:
+            return
+        with gc_paused():
+            self._advance(now)
+
+    def _advance(self, now: datetime) -> None:
         heap = self._heap
         while heap and heap[0][0] <= now:
             due, _, token, dispatch_id = heapq.heappop(heap)

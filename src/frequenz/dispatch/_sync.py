@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, Iterator, Sequence, Set
+from collections.abc import AsyncIterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -46,6 +45,7 @@ from frequenz.client.common.streaming import Event
 from frequenz.client.dispatch.types import DispatchId
 
 from ._dispatch import Dispatch
+from ._gc import gc_paused
 from ._wire import dispatch_from_protobuf
 
 _logger = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class DispatchSync:
         reader = asyncio.create_task(_read_stream(call, queue, arrived))
         try:
             await self._wait_until_subscribed(call, reader)
-            with _gc_paused():
+            with gc_paused():
                 self._target.reconcile(*await self._list_all())
             self._synced_once = True
             self.resyncs += 1
@@ -301,21 +301,6 @@ async def _read_stream(
             arrived.set()
     finally:
         arrived.set()
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # A full sync allocates a few objects per dispatch, and every allocation can
-    # trigger a collection that scans all the (long-lived) dispatches already
-    # held: at 100,000 dispatches that triples the sync time. Nothing allocated
-    # here is garbage, so collecting can wait until the sync is done.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _seconds(value: timedelta | None) -> float | None:
