@@ -1,103 +1,23 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""Calendar arithmetic and occurrence counting for the recurrence engine.
+"""Counting occurrences on a grid, for rules that end after a number of runs.
 
-Times are plain integers here: a day is its proleptic Gregorian ordinal minus one
-(day 0 is Monday 0001-01-01), an instant is `day * DAY + second_of_day`. Integer
-arithmetic keeps the hot paths free of datetime allocations.
+The grid's pattern repeats every cycle (the least common multiple of the interval
+with 1, 7 or 146097 days), so the n-th run is found by counting at most a couple
+of cycles and skipping the rest by division, never by walking every run.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from datetime import date
-from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._recurrence import _Grid
-
-DAY = 86_400
-"""Seconds in a day (UTC has no DST, and dateutil ignores leap seconds too)."""
-
-MAX_DAY = date.max.toordinal() - 1
-"""Day number of 9999-12-31, the last day a `datetime` can represent."""
-
-NEVER = (MAX_DAY + 1) * DAY
-"""An instant after every representable one, for ends that are never reached."""
-
-_CUMULATIVE_DAYS = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-_MEMO_MAX_PHASES = 64
-"""Above this many alignment phases, per-month totals are rarely reused: skip them."""
+from ._calendar import DAY, MAX_DAY, NEVER, candidates, is_leap, month_first, month_len
+from ._recurrence_grid import MEMO_MAX_PHASES, Grid
 
 
-def is_leap(year: int) -> bool:
-    """Tell whether a year is a Gregorian leap year.
-
-    Args:
-        year: The year.
-
-    Returns:
-        Whether February of that year has 29 days.
-    """
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
-def month_len(year: int, month: int) -> int:
-    """Return the number of days of a month.
-
-    Args:
-        year: The year.
-        month: The month, 1 to 12.
-
-    Returns:
-        The length of the month in days.
-    """
-    return 29 if month == 2 and is_leap(year) else _MONTH_DAYS[month]
-
-
-def month_first(year: int, month: int) -> int:
-    """Return the day number of the first day of a month.
-
-    Pure arithmetic rather than `date()`, so that months outside the range of
-    `date` (reached when skipping ahead) still compare correctly against limits.
-
-    Args:
-        year: The year.
-        month: The month; values outside 1..12 roll over into adjacent years.
-
-    Returns:
-        The day number of the first of that month.
-    """
-    year, month = divmod(12 * year + month - 1, 12)
-    month += 1
-    past = year - 1
-    days = past * 365 + past // 4 - past // 100 + past // 400
-    return days + _CUMULATIVE_DAYS[month] + (month > 2 and is_leap(year))
-
-
-@lru_cache(maxsize=1024)
-def candidates(monthdays: tuple[int, ...] | None, length: int) -> tuple[int, ...]:
-    """Return the days of a month that a by-monthday filter lets through.
-
-    Args:
-        monthdays: The filter (negative values count from the month's end, as in
-            dateutil), or None for no filter.
-        length: The month's length in days.
-
-    Returns:
-        The matching days of the month, ascending.
-    """
-    if monthdays is None:
-        return tuple(range(1, length + 1))
-    resolved = {day if day > 0 else length + 1 + day for day in monthdays}
-    return tuple(sorted(day for day in resolved if 1 <= day <= length))
-
-
-def nth_occurrence(grid: _Grid, n: int) -> int:
+def nth_occurrence(grid: Grid, n: int) -> int:
     """Return the n-th occurrence of a rule, counting from its start.
 
     The pattern of occurrences repeats every `grid.cycle_days` days, so only the
@@ -113,6 +33,8 @@ def nth_occurrence(grid: _Grid, n: int) -> int:
         The instant of the n-th occurrence, or `NEVER` if it lies after 9999.
     """
     first_day = grid.start // DAY
+    if first_day + (n - 1) // grid.per_day > MAX_DAY:
+        return NEVER
     # The walk counts whole days; occurrences earlier on the start day than the
     # start itself are not part of the rule, so they shift the wanted index.
     skipped = 0
@@ -131,8 +53,12 @@ def nth_occurrence(grid: _Grid, n: int) -> int:
     return found + cycles * grid.cycle_days * DAY
 
 
-def _walk(grid: _Grid, day: int, limit: int, wanted: int) -> tuple[int, int | None]:
+def _walk(grid: Grid, day: int, limit: int, wanted: int) -> tuple[int, int | None]:
     """Count occurrences on the days `[day, limit)` and find the wanted one.
+
+    Whole years and months are counted from memoised totals, which repeat because
+    a year's total only depends on its length, weekdays and grid phases. Grids with
+    many phases are sparse instead, and walked from valid day to valid day.
 
     Args:
         grid: The rule.
@@ -144,25 +70,81 @@ def _walk(grid: _Grid, day: int, limit: int, wanted: int) -> tuple[int, int | No
         The number of occurrences counted (all of them if `wanted` was not reached)
             and the instant of the wanted occurrence, if reached.
     """
-    memo: dict[tuple[int, int, int], int] = {}
-    use_memo = grid.phases <= _MEMO_MAX_PHASES
+    if grid.phases > MEMO_MAX_PHASES:
+        return _walk_days(grid, day, limit - 1, 0, wanted)
+    memo: dict[tuple[int, ...], int] = {}
     total = 0
     while day < limit:
-        found = grid.next_day(day, limit - 1)
-        if found is None:
-            break
-        when = date.fromordinal(found + 1)
-        first = found - when.day + 1
-        length = month_len(when.year, when.month)
-        if use_memo and first >= day and first + length <= limit:
-            key = (length, first % 7, grid.phase(first))
+        when = date.fromordinal(day + 1)
+        year, month = when.year, when.month
+        length = 365 + is_leap(year)
+        if month == 1 and when.day == 1 and day + length <= limit:
+            key = (length, day % 7, grid.phase(day), grid.year_phase(year))
             count = memo.get(key)
             if count is None:
-                count = memo[key] = _month_total(grid, first, length)
+                count = memo[key] = sum(
+                    _month_count(grid, memo, year, month, month_first(year, month))
+                    for month in range(1, 13)
+                )
             if total + count <= wanted:
                 total += count
-                day = first + length
+                day += length
                 continue
+        end = min(day - when.day + 1 + month_len(year, month), limit)
+        if when.day == 1 and end - day == month_len(year, month):
+            count = _month_count(grid, memo, year, month, day)
+            if total + count <= wanted:
+                total += count
+                day = end
+                continue
+        total, found = _walk_days(grid, day, end - 1, total, wanted)
+        if found is not None:
+            return total, found
+        day = end
+    return total, None
+
+
+def _month_count(
+    grid: Grid, memo: dict[tuple[int, ...], int], year: int, month: int, first: int
+) -> int:
+    """Return the number of occurrences in a whole month, memoised by its shape.
+
+    Args:
+        grid: The rule.
+        memo: Month totals by length, weekday of the first and phase.
+        year: The year.
+        month: The month.
+        first: Day number of the first of the month.
+
+    Returns:
+        The number of occurrences in the month.
+    """
+    if grid.month_skip(year, month, True):
+        return 0
+    length = month_len(year, month)
+    key = (length, first % 7, grid.phase(first))
+    count = memo.get(key)
+    if count is None:
+        count = memo[key] = _month_total(grid, first, length)
+    return count
+
+
+def _walk_days(
+    grid: Grid, day: int, stop: int, total: int, wanted: int
+) -> tuple[int, int | None]:
+    """Count on, valid day by valid day, over `[day, stop]`; see `_walk`.
+
+    Args:
+        grid: The rule.
+        day: The first day to count.
+        stop: The last day to count.
+        total: Occurrences counted before `day`.
+        wanted: The 0-based index of the occurrence to find.
+
+    Returns:
+        The updated count and the instant of the wanted occurrence, if reached.
+    """
+    while (found := grid.next_day(day, stop)) is not None:
         times = grid.times(found)
         if total + len(times) > wanted:
             return total, found * DAY + times[wanted - total] + grid.sec
@@ -171,7 +153,7 @@ def _walk(grid: _Grid, day: int, limit: int, wanted: int) -> tuple[int, int | No
     return total, None
 
 
-def _month_total(grid: _Grid, first: int, length: int) -> int:
+def _month_total(grid: Grid, first: int, length: int) -> int:
     """Count the occurrences in a whole month that the rule allows.
 
     Args:
