@@ -25,6 +25,12 @@ from typing import Any
 import async_solipsism
 import pytest
 import time_machine
+from frequenz.client.dispatch.test.client import FakeClient
+
+from frequenz.dispatch import _dispatcher as dispatcher_module
+from frequenz.dispatch._bg_service import DispatchScheduler
+
+from .helpers import MICROGRID, ApiClientFactory
 
 REAL_LOOP_FOLDERS = {"integration", "local_service"}
 
@@ -99,3 +105,30 @@ async def clock() -> AsyncIterator[FakeClock]:
     """Freeze the wall clock at START and make it follow the fake loop's clock."""
     with coupled_clocks(asyncio.get_running_loop(), START) as traveller:
         yield FakeClock(traveller)
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> ApiClientFactory:
+    """Make `Dispatcher` build a `FakeClient` instead of a real gRPC client."""
+    factory = ApiClientFactory()
+    monkeypatch.setattr(dispatcher_module, "DispatchApiClient", factory)
+    return factory
+
+
+@pytest.fixture
+def client() -> FakeClient:
+    """A fake dispatch API client."""
+    return FakeClient()
+
+
+@pytest.fixture
+async def scheduler(
+    clock: FakeClock, client: FakeClient
+) -> AsyncIterator[DispatchScheduler]:
+    """A scheduler on `client`, started and synced, on the fake clock."""
+    del clock  # the fake clock must run before the scheduler starts
+    service = DispatchScheduler(MICROGRID, client)
+    service.start()
+    await service.wait_for_initialization()
+    yield service
+    await service.stop()

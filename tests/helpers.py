@@ -124,3 +124,15 @@ class Collector:
     async def aclose(self) -> None:
         """Stop reading."""
         self._task.cancel()
+
+
+class ApiClientFactory:
+    """Stands in for `DispatchApiClient`: records its arguments, gives a FakeClient."""
+
+    def __init__(self) -> None:
+        self.client = FakeClient()
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **kwargs: Any) -> FakeClient:
+        self.calls.append(kwargs)
+        return self.client

@@ -16,12 +16,11 @@ from frequenz.client.dispatch.test.client import FakeClient
 
 import frequenz.dispatch
 from frequenz.dispatch import Created, Deleted, Dispatch, Dispatcher, DispatchEvent
-from frequenz.dispatch import _dispatcher as dispatcher_module
 from frequenz.dispatch._deprecated import RunningState as PrivateRunningState
 from frequenz.dispatch.actor import DispatchingActor
 
 from .conftest import FakeClock
-from .helpers import MICROGRID, create, drain, make_dispatch, settle
+from .helpers import MICROGRID, ApiClientFactory, create, drain, make_dispatch, settle
 
 # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
 pytestmark = pytest.mark.filterwarnings(
@@ -167,24 +166,6 @@ def drain_broadcast(receiver: BroadcastReceiver[Any]) -> list[Any]:
 
 
 # Dispatcher.running_status_change / lifecycle_events
-
-
-class ApiClientFactory:
-    """Stands in for `DispatchApiClient`, giving a FakeClient."""
-
-    def __init__(self) -> None:
-        self.client = FakeClient()
-
-    def __call__(self, **kwargs: Any) -> FakeClient:
-        return self.client
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiClientFactory:
-    """Make `Dispatcher` build a `FakeClient` instead of a real gRPC client."""
-    factory = ApiClientFactory()
-    monkeypatch.setattr(dispatcher_module, "DispatchApiClient", factory)
-    return factory
 
 
 async def test_running_status_change_receives_every_type(

@@ -21,7 +21,6 @@ import pytest
 from frequenz.channels import ReceiverStoppedError
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.microgrid.components import ComponentCategory
-from frequenz.client.dispatch.test.client import FakeClient
 from frequenz.client.dispatch.types import TargetCategories, TargetIds
 
 from frequenz.dispatch import (
@@ -32,34 +31,13 @@ from frequenz.dispatch import (
     MergeByType,
     Updated,
 )
-from frequenz.dispatch import _dispatcher as dispatcher_module
 
 from .conftest import FakeClock
-from .helpers import create, drain, make_dispatch, settle
+from .helpers import ApiClientFactory, create, drain, make_dispatch, settle
 from .test_actor_dispatcher import Factory
 
 URL = "grpc://dispatch.example.com:50051"
 MINUTE = timedelta(minutes=1)
-
-
-class ApiClientFactory:
-    """Stands in for `DispatchApiClient`: records its arguments, gives a FakeClient."""
-
-    def __init__(self) -> None:
-        self.client = FakeClient()
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, **kwargs: Any) -> FakeClient:
-        self.calls.append(kwargs)
-        return self.client
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiClientFactory:
-    """Make `Dispatcher` build a `FakeClient` instead of a real gRPC client."""
-    factory = ApiClientFactory()
-    monkeypatch.setattr(dispatcher_module, "DispatchApiClient", factory)
-    return factory
 
 
 @pytest.fixture

@@ -43,15 +43,13 @@ import typing_extensions
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.microgrid.components import ComponentCategory
-from frequenz.client.dispatch.test.client import FakeClient
 from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.sdk.actor import Actor
 
 from frequenz.dispatch import ActorDispatcher, DispatchInfo
-from frequenz.dispatch import _dispatcher as dispatcher_module
 
 from .conftest import FakeClock
-from .helpers import create, make_dispatch
+from .helpers import ApiClientFactory, create, make_dispatch
 
 SEEDS = Path(os.environ.get("FREQUENZ_DISPATCH_SEEDS", "/work/shared/seeds"))
 MINUTE = timedelta(minutes=1)
@@ -162,28 +160,16 @@ def load(owner: str, title: str) -> dict[str, Any]:
     return namespace
 
 
-class ApiClientFactory:
-    """Stands in for `DispatchApiClient`, giving a FakeClient."""
-
-    def __init__(self) -> None:
-        self.client = FakeClient()
-
-    def __call__(self, **kwargs: Any) -> FakeClient:
-        return self.client
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ApiClientFactory:
-    """Make `Dispatcher` build a `FakeClient` instead of a real gRPC client."""
-    factory = ApiClientFactory()
-    monkeypatch.setattr(dispatcher_module, "DispatchApiClient", factory)
+@pytest.fixture(autouse=True)
+def _no_dispatch_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the real service's settings out; let the examples' imports work."""
     monkeypatch.delenv("DISPATCH_API_URL", raising=False)
     monkeypatch.delenv("DISPATCH_API_KEY", raising=False)
+    # The ActorDispatcher example imports `override` from typing (3.12+).
     if sys.version_info < (3, 12):
         monkeypatch.setattr(
             typing, "override", typing_extensions.override, raising=False
         )
-    return factory
 
 
 def collect_garbage() -> None:

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 
-import pytest
 from frequenz.client.dispatch.test.client import FakeClient
 from frequenz.client.dispatch.types import TargetIds
 from typing_extensions import override
@@ -17,26 +16,9 @@ from frequenz.dispatch import Dispatch, MergeByType, MergeByTypeTarget, MergeStr
 from frequenz.dispatch._bg_service import DispatchScheduler
 
 from .conftest import START, FakeClock
-from .helpers import MICROGRID, Collector, create, delete, drain, settle, update
+from .helpers import Collector, create, delete, drain, settle, update
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def client() -> FakeClient:
-    return FakeClient()
-
-
-@pytest.fixture
-async def scheduler(
-    clock: FakeClock, client: FakeClient
-) -> AsyncIterator[DispatchScheduler]:
-    del clock
-    service = DispatchScheduler(MICROGRID, client)
-    service.start()
-    await service.wait_for_initialization()
-    yield service
-    await service.stop()
 
 
 async def test_merge_by_type_holds_back_the_stop_while_another_runs(

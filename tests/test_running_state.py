@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -19,26 +18,9 @@ from frequenz.dispatch import Dispatch
 from frequenz.dispatch._bg_service import DispatchScheduler
 
 from .conftest import START, FakeClock
-from .helpers import MICROGRID, create, delete, drain, make_dispatch, settle, update
+from .helpers import create, delete, drain, make_dispatch, settle, update
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def client() -> FakeClient:
-    return FakeClient()
-
-
-@pytest.fixture
-async def scheduler(
-    clock: FakeClock, client: FakeClient
-) -> AsyncIterator[DispatchScheduler]:
-    del clock  # the fixture must be active before the scheduler starts
-    service = DispatchScheduler(MICROGRID, client)
-    service.start()
-    await service.wait_for_initialization()
-    yield service
-    await service.stop()
 
 
 async def test_start_and_end_are_sent_exactly_on_time(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
@@ -53,6 +53,17 @@ TargetLike = (
 """What `target` accepts: the client's types, one id or category, or a list."""
 
 
+IdT = TypeVar("IdT", MicrogridId, DispatchId)
+
+
+def _to_id(value: object, id_type: type[IdT], name: str) -> IdT:
+    if isinstance(value, id_type):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return id_type(value)
+    raise TypeError(f"{name} must be an int or {id_type.__name__}, got {value!r}")
+
+
 def to_microgrid_id(
     value: MicrogridId | int, name: str = "microgrid_id"
 ) -> MicrogridId:
@@ -68,11 +79,7 @@ def to_microgrid_id(
     Raises:
         TypeError: If `value` is neither.
     """
-    if isinstance(value, MicrogridId):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return MicrogridId(value)
-    raise TypeError(f"{name} must be an int or MicrogridId, got {value!r}")
+    return _to_id(value, MicrogridId, name)
 
 
 def to_dispatch_id(value: DispatchId | int, name: str = "dispatch_id") -> DispatchId:
@@ -88,11 +95,7 @@ def to_dispatch_id(value: DispatchId | int, name: str = "dispatch_id") -> Dispat
     Raises:
         TypeError: If `value` is neither.
     """
-    if isinstance(value, DispatchId):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return DispatchId(value)
-    raise TypeError(f"{name} must be an int or DispatchId, got {value!r}")
+    return _to_id(value, DispatchId, name)
 
 
 def to_target(value: TargetLike, name: str = "target") -> TargetComponents:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from ._auth import DEFAULT_SIGNATURE_WINDOW
 from ._demo import add_demo_command
 from ._service import LocalDispatchService
+from ._signals import stop_on_signals
 from ._storage import StorageError
 
 KEY_ENV_VAR = "DISPATCH_API_KEY"
@@ -57,24 +57,13 @@ def parse_address(address: str) -> tuple[str, int]:
 
 async def _serve_until_signalled(service: LocalDispatchService) -> None:
     """Run the service until SIGINT (Ctrl-C) or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
-    try:
-        for signum in signals:
-            loop.add_signal_handler(signum, stop.set)
-    except NotImplementedError:
-        # No signal handlers on this platform (Windows): Ctrl-C then cancels
-        # this task, and `async with` still stops the service.
-        signals = ()
-    try:
+    # Without signal handlers (Windows) Ctrl-C cancels this task, and
+    # `async with` still stops the service.
+    with stop_on_signals() as stop:
         async with service:
             print(f"Serving the Dispatch API at {service.url}", flush=True)
             await stop.wait()
             print("Stopping...", flush=True)
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
