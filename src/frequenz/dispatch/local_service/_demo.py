@@ -33,6 +33,7 @@ import logging
 import math
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -104,7 +105,7 @@ async def run_demo(
     live = out.isatty() if options.live is None else options.live
     stop = asyncio.Event() if stop is None else stop
     timeline = Timeline(options.speed)
-    journal = Journal(asyncio.get_running_loop().time(), None if live else out)
+    journal = Journal(time.monotonic(), None if live else out)
 
     with tempfile.TemporaryDirectory(prefix="dispatch-demo-") as directory:
         database = Path(directory) / "demo.sqlite3"

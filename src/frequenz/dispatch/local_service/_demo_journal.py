@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -102,7 +102,7 @@ class Journal:  # pylint: disable=too-many-instance-attributes
     """Everything the demo saw, and the counts for the final summary."""
 
     started_at: float
-    """The event loop time when the demo started."""
+    """The `time.monotonic()` when the demo started (asyncio's clock too)."""
 
     echo: TextIO | None
     """Where to print each entry as a plain line; None when a live view shows it."""
@@ -120,7 +120,10 @@ class Journal:  # pylint: disable=too-many-instance-attributes
         Returns:
             The seconds.
         """
-        return asyncio.get_running_loop().time() - self.started_at
+        # Not the event loop's time(): the live view also asks from rich's
+        # refresh thread, where there is no running loop. Both clocks are
+        # time.monotonic() for the standard event loop.
+        return time.monotonic() - self.started_at
 
     def at(self, moment: datetime) -> str:
         """Format a wall-clock time as demo time, like the log's timestamps.
