@@ -115,3 +115,19 @@ async def test_demo_stops_cleanly_on_ctrl_c() -> None:
         entries, "setup", "^stopping the managed actors"
     )
     assert "(still running: 0)" in lines[-1]
+
+
+async def test_the_live_view_renders_to_the_end() -> None:
+    # The live view refreshes from rich's own thread: a failure there only
+    # shows as a traceback on stderr while the demo itself carries on.
+    process = await _start("--duration", "6", "--speed", "4", "--live")
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    errors = stderr.decode()
+    assert process.returncode == 0, errors
+    assert "Traceback" not in errors
+    assert "Exception in thread" not in errors
+    screen = stdout.decode()
+    assert "frequenz-dispatch demo" in screen
+    assert "BATTERY_CHARGE" in screen
+    assert "summary" in screen
