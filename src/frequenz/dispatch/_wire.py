@@ -21,12 +21,14 @@ from typing import Any, Final
 from frequenz.api.dispatch.v1.dispatch_pb2 import Dispatch as PBDispatch
 from frequenz.client.base.conversion import to_datetime
 from frequenz.client.dispatch.recurrence import RecurrenceRule
-from frequenz.client.dispatch.types import (
-    DispatchId,
-    TargetComponents,
-    _target_components_from_protobuf,
-)
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetComponents
 from google.protobuf.json_format import MessageToDict
+
+try:
+    from frequenz.client.dispatch.types import _target_components_from_protobuf
+except ImportError:  # pragma: no cover  # a client release that renamed it
+    _target_components_from_protobuf = None  # type: ignore[assignment]
 
 from ._dispatch import Dispatch
 
@@ -64,6 +66,10 @@ def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
         ValueError: If a field holds a value this client version cannot represent
             (for example an enum value from a newer server).
     """
+    if _target_components_from_protobuf is None:  # pragma: no cover
+        # The fast path uses a private helper of the client; should a 1.x
+        # release move it, fall back to the client's public converter.
+        return Dispatch(ClientDispatch.from_protobuf(pb_dispatch))
     metadata = pb_dispatch.metadata
     data = pb_dispatch.data
     recurrence = data.recurrence
