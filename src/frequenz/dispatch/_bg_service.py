@@ -207,17 +207,21 @@ class DispatchScheduler(BackgroundService):
         self._running_state.add(dispatch_type, receiver)
         return receiver
 
-    def _new_receivers_for_all_types(
+    # Only for the deprecated API, which delivered every type to one receiver.
+
+    def _new_lifecycle_events_receiver_for_all_types(
         self,
-    ) -> tuple[UnboundedReceiver[DispatchEvent], RunningStateReceiver]:
-        # Only for the deprecated API, which delivered every type to one receiver.
-        lifecycle = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
-        running = RunningStateReceiver(name="running-state:*", merge_strategy=None)
+    ) -> UnboundedReceiver[DispatchEvent]:
+        receiver = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
+        self._lifecycle.add(None, receiver)
+        return receiver
+
+    def _new_running_state_event_receiver_for_all_types(self) -> RunningStateReceiver:
+        receiver = RunningStateReceiver(name="running-state:*", merge_strategy=None)
         for dispatch in self._schedule.running(None):
-            running._deliver(dispatch)  # pylint: disable=protected-access
-        self._lifecycle.add(None, lifecycle)
-        self._running_state.add(None, running)
-        return lifecycle, running
+            receiver._deliver(dispatch)  # pylint: disable=protected-access
+        self._running_state.add(None, receiver)
+        return receiver
 
     # SyncTarget
 

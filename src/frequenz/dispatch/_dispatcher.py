@@ -546,7 +546,7 @@ class Dispatcher(BackgroundService):
             stacklevel=2,
         )
         return _ReceiverSource(
-            lambda: self._bg_service._new_receivers_for_all_types()[1]
+            self._bg_service._new_running_state_event_receiver_for_all_types
         )
 
     @property
@@ -562,7 +562,7 @@ class Dispatcher(BackgroundService):
             stacklevel=2,
         )
         return _ReceiverSource(
-            lambda: self._bg_service._new_receivers_for_all_types()[0]
+            self._bg_service._new_lifecycle_events_receiver_for_all_types
         )
 
 

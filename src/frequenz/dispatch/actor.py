@@ -63,7 +63,8 @@ class DispatchingActor(Actor):
     @override
     async def _run(self) -> None:
         # pylint: disable-next=protected-access
-        lifecycle, running = self._scheduler._new_receivers_for_all_types()
+        lifecycle = self._scheduler._new_lifecycle_events_receiver_for_all_types()
+        running = self._scheduler._new_running_state_event_receiver_for_all_types()
         self._scheduler.start()
         try:
             async for selected in select(lifecycle, running):
