@@ -36,6 +36,10 @@ _RESTART_DELAY = timedelta(seconds=1)
 """How long a crashed internal task waits before it is restarted."""
 
 
+_SPIN = 0.001
+"""How close to a due instant the timer stops sleeping and yields instead."""
+
+
 def _utc_now() -> datetime:
     return datetime.now(tz=timezone.utc)
 
@@ -306,17 +310,31 @@ class DispatchScheduler(BackgroundService):
         # (or until the schedule changes), then sends everything due. Waking early
         # against the wall clock is harmless: nothing is due yet, so it re-arms.
         while True:
-            now = self._advance()
+            self._advance()
             due = self._schedule.next_due()
             self._rearm.clear()
             if due is None:
                 await self._rearm.wait()
                 continue
-            delay = (due - now).total_seconds()
+            # Measured after sending: the time spent sending must not push the
+            # next wake-up later.
+            delay = (due - _utc_now()).total_seconds()
             if delay <= 0:
                 continue
+            if delay <= _SPIN:
+                # The selector rounds timeouts up to whole milliseconds: sleeping
+                # the last fraction would wake up to 1 ms late. Yield instead...
+                loop = asyncio.get_running_loop()
+                before = loop.time()
+                await asyncio.sleep(0)
+                if loop.time() == before:
+                    # ...unless the loop's clock only moves when it is idle (a
+                    # simulated clock, as in tests): then yielding never gets
+                    # there, and sleeping is exact anyway.
+                    await asyncio.sleep(delay)
+                continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
+                async with asyncio.timeout(delay - _SPIN):
                     await self._rearm.wait()
 
     async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
