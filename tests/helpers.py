@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from frequenz.channels import Receiver
@@ -17,6 +19,15 @@ from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 MICROGRID = MicrogridId(1)
+
+SEEDS = Path(
+    os.environ.get(
+        "FREQUENZ_DISPATCH_SEEDS",
+        # The project's shared/ folder sits beside the repository.
+        Path(__file__).resolve().parents[2] / "shared" / "seeds",
+    )
+)
+"""The documentation pages that define the API; their examples must run."""
 T = TypeVar("T")
 
 

@@ -26,7 +26,6 @@ import asyncio
 import gc
 import linecache
 import logging
-import os
 import re
 import sys
 import textwrap
@@ -34,7 +33,6 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Self
 from unittest.mock import MagicMock
 
@@ -49,9 +47,8 @@ from frequenz.sdk.actor import Actor
 from frequenz.dispatch import ActorDispatcher, DispatchInfo
 
 from .conftest import FakeClock
-from .helpers import ApiClientFactory, create, make_dispatch
+from .helpers import SEEDS, ApiClientFactory, create, make_dispatch
 
-SEEDS = Path(os.environ.get("FREQUENZ_DISPATCH_SEEDS", "/work/shared/seeds"))
 MINUTE = timedelta(minutes=1)
 SECOND = timedelta(seconds=1)
 
@@ -90,7 +87,7 @@ class Example:
 def _seed_text() -> str:
     seeds = sorted(SEEDS.glob("000_*.txt"))
     if not seeds:
-        pytest.skip(f"the documented API (000_*.txt) is not in {SEEDS}")
+        pytest.fail(f"the documented API (000_*.txt) is not in {SEEDS}")
     return seeds[0].read_text(encoding="utf-8")
 
 

@@ -28,12 +28,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import linecache
-import os
 import re
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from unittest.mock import DEFAULT, MagicMock
 
@@ -47,9 +45,9 @@ from frequenz.sdk.actor import Actor
 from frequenz.dispatch import Dispatcher, DispatchInfo
 from frequenz.dispatch.local_service import LocalDispatchService
 
+from ..helpers import SEEDS
 from .conftest import MICROGRID, TIMEOUT, create, in_seconds, receive
 
-SEEDS = Path(os.environ.get("FREQUENZ_DISPATCH_SEEDS", "/work/shared/seeds"))
 SECOND = timedelta(seconds=1)
 
 EXPECTED_TITLES = {
