@@ -12,8 +12,12 @@ stamp="$VENV/.frequenz-dispatch-installed"
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo ">> installing frequenz-dispatch[dev] into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  # This machine's pip config names local indexes that may not exist; pip
+  # warns about each for every package. Those lines are noise; errors stay.
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 \
+    | { grep -v "^WARNING: Location 'file://" || true; }
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2>&1 \
+    | { grep -v "^WARNING: Location 'file://" || true; }
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
