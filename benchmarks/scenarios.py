@@ -464,6 +464,28 @@ class Consumer:
             if self.work_s:
                 await asyncio.sleep(self.work_s)
 
+    def first_arrivals(
+        self, ids: set[int]
+    ) -> tuple[dict[int, float], dict[int, float], int]:
+        """Return, for the given dispatches, when each start and stop first came.
+
+        Returns:
+            Wall-clock arrival of the first start and first stop per id, and how
+            many further (duplicate) starts or stops arrived.
+        """
+        starts: dict[int, float] = {}
+        stops: dict[int, float] = {}
+        duplicates = 0
+        for dispatch_id, started, _perf, wall, _msg in self.records:
+            if dispatch_id not in ids:
+                continue
+            bucket = starts if started else stops
+            if dispatch_id in bucket:
+                duplicates += 1
+            else:
+                bucket[dispatch_id] = wall
+        return starts, stops, duplicates
+
     async def wait_quiet(self, quiet_s: float, limit_s: float) -> None:
         """Return once no message came for `quiet_s`, or after `limit_s`."""
         deadline = time.perf_counter() + limit_s
@@ -971,17 +993,7 @@ async def scenario_burst(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
     def analyse(consumer: Consumer) -> dict[str, Any]:
-        starts: dict[int, float] = {}
-        stops: dict[int, float] = {}
-        extra = 0
-        for dispatch_id, started, _perf, wall, _msg in consumer.records:
-            if dispatch_id not in burst_ids:
-                continue
-            bucket = starts if started else stops
-            if dispatch_id in bucket:
-                extra += 1
-            else:
-                bucket[dispatch_id] = wall
+        starts, stops, extra = consumer.first_arrivals(burst_ids)
         return {
             "starts_delivered": len(starts),
             "stops_delivered": len(stops),
@@ -1045,17 +1057,7 @@ async def scenario_lateness(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(max(0.0, last_stop + 1.0 - time.time()))
     await consumer.wait_quiet(0.5, 5.0)
 
-    starts: dict[int, float] = {}
-    stops: dict[int, float] = {}
-    extra = 0
-    for dispatch_id, started, _perf, wall, _msg in consumer.records:
-        if dispatch_id not in due_start:
-            continue
-        bucket = starts if started else stops
-        if dispatch_id in bucket:
-            extra += 1
-        else:
-            bucket[dispatch_id] = wall
+    starts, stops, extra = consumer.first_arrivals(set(due_start))
     span = duration.total_seconds()
     await consumer.close()
     return {
