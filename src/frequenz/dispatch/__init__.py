@@ -14,12 +14,14 @@ A small overview of the most important classes in this module:
   [Deleted][frequenz.dispatch.Deleted]: Dispatch event types.
 * [MergeByType][frequenz.dispatch.MergeByType],
   [MergeByTypeTarget][frequenz.dispatch.MergeByTypeTarget]: Merge strategies.
+* [DispatchActorId][frequenz.dispatch.DispatchActorId]: The identity of the actor
+  a dispatch maps to (also importable from `frequenz.dispatch._actor_dispatcher`).
 """
 
 import warnings
 from typing import Any
 
-from ._actor_dispatcher import ActorDispatcher, DispatchInfo
+from ._actor_dispatcher import ActorDispatcher, DispatchActorId, DispatchInfo
 from ._dispatch import Dispatch
 from ._dispatcher import Dispatcher
 from ._event import Created, Deleted, DispatchEvent, Updated
@@ -30,6 +32,7 @@ __all__ = [
     "Created",
     "Deleted",
     "Dispatch",
+    "DispatchActorId",
     "DispatchEvent",
     "DispatchInfo",
     "Dispatcher",

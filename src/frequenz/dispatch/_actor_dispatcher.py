@@ -9,12 +9,13 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from frequenz.channels import Receiver
-from frequenz.client.dispatch.types import TargetComponents
+from frequenz.client.dispatch.types import DispatchId, TargetComponents
+from frequenz.core.id import BaseId
 from frequenz.sdk.actor import Actor, BackgroundService
 from typing_extensions import override
 
@@ -24,18 +25,88 @@ from ._dispatch import Dispatch
 _logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+class DispatchActorId(BaseId, str_prefix="DA"):
+    """The identity of the actor a dispatch maps to.
+
+    `MergeStrategy.identity()` returns one; dispatches with equal identities drive
+    the same actor. Without a merge strategy a dispatch's identity is built from
+    its id.
+    """
+
+    def __init__(self, dispatch_id: DispatchId | int) -> None:
+        """Initialize the identity.
+
+        Args:
+            dispatch_id: A dispatch id, or any non-negative int (a merge strategy
+                uses a hash of what it merges by).
+
+        Raises:
+            TypeError: If `dispatch_id` is not an int or a `DispatchId`.
+            ValueError: If it is negative.
+        """
+        if isinstance(dispatch_id, bool) or not isinstance(
+            dispatch_id, int | DispatchId
+        ):
+            raise TypeError(
+                f"DispatchActorId needs an int or DispatchId, got {dispatch_id!r}"
+            )
+        super().__init__(int(dispatch_id))
+
+
+@dataclass(frozen=True, init=False)
 class DispatchInfo:
     """Event emitted when the dispatch changes."""
 
-    components: TargetComponents
-    """Components to be used."""
+    target: TargetComponents
+    """The target components (empty: all components)."""
 
     dry_run: bool
     """Whether this is a dry run."""
 
     options: dict[str, Any]
-    """Additional options."""
+    """Additional options (the dispatch's payload)."""
+
+    _src: Dispatch | None = field(default=None, compare=False, repr=False)
+    """The dispatch this information was taken from (None if built by hand)."""
+
+    def __init__(
+        self,
+        *,
+        target: TargetComponents | None = None,
+        components: TargetComponents | None = None,
+        dry_run: bool,
+        options: dict[str, Any],
+        _src: Dispatch | None = None,
+    ) -> None:
+        """Initialize the information.
+
+        Args:
+            target: The target components.
+            components: The same as `target`, under the seeds' name for it.
+            dry_run: Whether this is a dry run.
+            options: Additional options.
+            _src: The dispatch this information is taken from.
+
+        Raises:
+            ValueError: If both or neither of `target` and `components` are given.
+        """
+        if target is not None and components is not None:
+            raise ValueError(
+                "DispatchInfo: pass either target or components (the same field)"
+            )
+        chosen = target if target is not None else components
+        if chosen is None:
+            raise ValueError("DispatchInfo: target (or components) is required")
+        # A frozen dataclass with its own __init__ sets its fields this way.
+        object.__setattr__(self, "target", chosen)
+        object.__setattr__(self, "dry_run", dry_run)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "_src", _src)
+
+    @property
+    def components(self) -> TargetComponents:
+        """Components to be used: the same value as `target`, under the seeds' name."""
+        return self.target
 
     @classmethod
     def of(cls, dispatch: Dispatch) -> DispatchInfo:
@@ -48,9 +119,10 @@ class DispatchInfo:
             Its target, dry-run flag and payload.
         """
         return cls(
-            components=dispatch.target,
+            target=dispatch.target,
             dry_run=dispatch.dry_run,
             options=dispatch.payload,
+            _src=dispatch,
         )
 
 
@@ -273,7 +345,8 @@ class ActorDispatcher(BackgroundService):
             running_status_receiver: The receiver for dispatch running status
                 changes.
             dispatch_identity: A function to identify to which actor a dispatch
-                refers. By default, it uses the dispatch ID.
+                refers (any hashable result, such as a `DispatchActorId` or an
+                int). By default, `DispatchActorId(dispatch.id)`.
             retry_interval: The interval between retries.
 
         Raises:
@@ -344,4 +417,4 @@ class ActorDispatcher(BackgroundService):
 
 
 def _by_id(dispatch: Dispatch) -> Hashable:
-    return dispatch.id
+    return DispatchActorId(dispatch.id)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Hashable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -43,9 +43,9 @@ class MergeTracker:
             strategy: The merge strategy to apply.
         """
         self._strategy = strategy
-        self._running: dict[int, dict[DispatchId, Dispatch]] = {}
-        self._identity_of: dict[DispatchId, int] = {}
-        self._delivered: dict[int, DispatchId] = {}
+        self._running: dict[Hashable, dict[DispatchId, Dispatch]] = {}
+        self._identity_of: dict[DispatchId, Hashable] = {}
+        self._delivered: dict[Hashable, DispatchId] = {}
 
     def process(self, message: Dispatch) -> Iterator[Dispatch]:
         """Turn a running-state event into the events the consumer should get.
@@ -78,7 +78,7 @@ class MergeTracker:
             self._delivered[identity] = dispatch_id
             yield message
 
-    def _leave(self, identity: int, stop: Dispatch) -> Iterator[Dispatch]:
+    def _leave(self, identity: Hashable, stop: Dispatch) -> Iterator[Dispatch]:
         group = self._running[identity]
         del group[stop.id]
         del self._identity_of[stop.id]
