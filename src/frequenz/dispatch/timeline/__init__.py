@@ -1,0 +1,117 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The upcoming run windows of a microgrid's dispatches, as a chart.
+
+`render_timeline` draws a terminal chart, `save_timeline_image` a PNG or SVG
+picture (matplotlib, the `timeline` extra); both show one lane per actor
+identity under a merge strategy, dry-run windows marked. `compute_timeline`
+gives the lanes and windows themselves.
+
+Example:
+    ```python
+    from datetime import datetime, timezone
+
+    from frequenz.dispatch.timeline import render_timeline
+
+    print(render_timeline(dispatches, now=datetime.now(timezone.utc), hours=24))
+    ```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+
+from ._image import TimelineImage, save_image
+from ._text import MIN_WIDTH, render_text
+from ._windows import (
+    DEFAULT_MAX_WINDOWS,
+    MERGE_CHOICES,
+    Lane,
+    Merge,
+    Timeline,
+    TimelineWindow,
+    compute_timeline,
+)
+
+__all__ = [
+    "DEFAULT_MAX_WINDOWS",
+    "MERGE_CHOICES",
+    "MIN_WIDTH",
+    "Lane",
+    "Merge",
+    "Timeline",
+    "TimelineImage",
+    "TimelineWindow",
+    "compute_timeline",
+    "render_text",
+    "render_timeline",
+    "save_image",
+    "save_timeline_image",
+]
+
+
+def render_timeline(
+    dispatches: Iterable[ClientDispatch],
+    *,
+    now: datetime,
+    hours: float = 48,
+    merge: Merge = "type",
+    width: int = 100,
+    ascii: bool = False,
+) -> str:
+    """Draw the upcoming windows of dispatches as a terminal chart.
+
+    Args:
+        dispatches: The dispatches (client dispatches are accepted too).
+        now: The horizon's start (timezone-aware).
+        hours: The horizon's length in hours.
+        merge: How dispatches share lanes: `type`, `type-target` or `none`.
+        width: The number of columns available (at least `MIN_WIDTH`).
+        ascii: Draw with ASCII characters only.
+
+    Returns:
+        The chart: a header, the time axis, one row per lane, a legend and notes
+            on dispatches that could not be shown in full.
+
+    Raises:
+        ValueError: If an argument is out of range; the message names it.
+    """
+    timeline = compute_timeline(dispatches, now=now, hours=hours, merge=merge)
+    return render_text(timeline, width=width, ascii=ascii)
+
+
+def save_timeline_image(
+    dispatches: Iterable[ClientDispatch],
+    path: str | Path,
+    *,
+    now: datetime,
+    hours: float = 48,
+    merge: Merge = "type",
+    image_format: str | None = None,
+) -> TimelineImage:
+    """Draw the upcoming windows of dispatches into a PNG or SVG file.
+
+    Args:
+        dispatches: The dispatches (client dispatches are accepted too).
+        path: The file to write; its suffix (`.png`, `.svg`) picks the format.
+        now: The horizon's start (timezone-aware).
+        hours: The horizon's length in hours.
+        merge: How dispatches share lanes: `type`, `type-target` or `none`.
+        image_format: `png` or `svg`, to override the suffix.
+
+    Returns:
+        Where the horizon and the lanes are in the picture.
+
+    Raises:
+        ImportError: If matplotlib is not installed (the message names the
+            `timeline` extra).
+        ValueError: If an argument is out of range or the format is unknown; the
+            message names it.
+    """
+    timeline = compute_timeline(dispatches, now=now, hours=hours, merge=merge)
+    return save_image(timeline, path, image_format=image_format)
