@@ -146,7 +146,7 @@ class _Fanout(Sender[FakeService.StreamEvent]):
         pass
 
 
-class ControllableService(FakeService):  # pylint: disable=too-many-instance-attributes
+class ControllableService(FakeService):
     """A `FakeService` whose streams and lists the test controls."""
 
     def __init__(self) -> None:
@@ -262,7 +262,6 @@ class ControllableService(FakeService):  # pylint: disable=too-many-instance-att
 
     # The stub methods the scheduler calls
 
-    # pylint: disable-next=invalid-name
     async def ListMicrogridDispatches(
         self,
         request: ListMicrogridDispatchesRequest,
@@ -294,7 +293,6 @@ class ControllableService(FakeService):  # pylint: disable=too-many-instance-att
             await self.after_list()
         return response
 
-    # pylint: disable-next=invalid-name
     def StreamMicrogridDispatches(
         self,
         request: StreamMicrogridDispatchesRequest,

@@ -3,7 +3,7 @@
 
 """Tests of `ActorDispatcher`: actors started, updated and stopped from events.
 
-Most tests feed hand-made running-state events (`Dispatch._with_running_state`)
+Most tests feed hand-made running-state events (`Dispatch.with_running_state`)
 through a plain channel, so each event arrives exactly when the test sends it. The
 tests at the end drive the `ActorDispatcher` from a real `DispatchScheduler`.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
@@ -29,8 +29,8 @@ from typing_extensions import override
 from frequenz.dispatch import ActorDispatcher, Dispatch, DispatchInfo, MergeByType
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._dispatch import Window
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import FakeClock
 from .helpers import MICROGRID, create, make_dispatch, settle
 
 # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
@@ -155,7 +155,7 @@ class Factory:
     async def __call__(
         self, info: DispatchInfo, updates: Receiver[DispatchInfo]
     ) -> Actor:
-        self.calls.append((FakeClock.now(), info))
+        self.calls.append((datetime.now(tz=timezone.utc), info))
         self.receivers.append(updates)
         gate = self.gates.get(info.options["id"])
         if gate is not None:
@@ -191,14 +191,14 @@ def dispatch(dispatch_id: int, *, start: datetime, **payload: Any) -> Dispatch:
 def started(message: Dispatch) -> Dispatch:
     """Return a start event for a dispatch."""
     assert message.duration is not None
-    return message._with_running_state(
+    return message.with_running_state(
         Window(message.start_time, message.start_time + message.duration)
     )
 
 
 def stopped(message: Dispatch) -> Dispatch:
     """Return a stop event for a dispatch."""
-    return message._with_running_state(None)
+    return message.with_running_state(None)
 
 
 def info_of(message: Dispatch) -> DispatchInfo:
