@@ -170,7 +170,7 @@ class ControllableService(FakeService):
         """The largest page the service returns; None for the request's size."""
         self.pushed = 0
         """How many stream messages were put on open streams."""
-        self.call_style: Literal["generator", "confirming", "lazy"] = "generator"
+        self.call_style: Literal["generator", "confirming", "lazy"] = "confirming"
         """What a stream call returns; see the module docstring."""
         self.subscribe_delay = timedelta(0)
         """How long a new stream takes to subscribe once it is read."""

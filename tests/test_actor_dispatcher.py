@@ -27,6 +27,7 @@ from frequenz.sdk.actor import Actor
 from typing_extensions import override
 
 from frequenz.dispatch import ActorDispatcher, Dispatch, DispatchInfo, MergeByType
+from frequenz.dispatch._actor_dispatcher import _ManagedActor
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._dispatch import Window
 from frequenz.dispatch.testing import FakeClock
@@ -680,3 +681,48 @@ async def test_scheduler_driven_merge_by_type_shares_one_actor(
         await clock.advance_to(t0 + timedelta(minutes=16))
         assert not actor.is_running
         assert len(factory.calls) == 1
+
+
+class StopFailingActor(RecordingActor):
+    """An actor whose `stop()` raises a given exception."""
+
+    error: BaseException = RuntimeError("stop failed")
+
+    @override
+    async def stop(self, msg: str | None = None) -> None:
+        await super().stop(msg)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3)])
+async def test_stopping_lets_base_exceptions_through(
+    clock: FakeClock, error: BaseException
+) -> None:
+    class Failing(StopFailingActor):
+        pass
+
+    Failing.error = error
+    factory = Factory(Failing)
+    manager = _ManagedActor(1, factory, RETRY)
+    task = asyncio.create_task(manager.run())
+    manager.want(started(dispatch(1, start=clock.now())))
+    await settle()
+    assert factory.running() == [1]
+    with pytest.raises(type(error)):
+        await manager._stop_actor("test")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_error_while_stopping_is_logged_and_swallowed(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = Factory(StopFailingActor)
+    manager = _ManagedActor(1, factory, RETRY)
+    task = asyncio.create_task(manager.run())
+    manager.want(started(dispatch(1, start=clock.now())))
+    await settle()
+    await manager._stop_actor("test")
+    assert "failed while stopping" in caplog.text
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
