@@ -31,12 +31,12 @@ SEEDS = Path(
 T = TypeVar("T")
 
 
-def make_dispatch(  # pylint: disable=too-many-arguments
+def make_dispatch(
     dispatch_id: int,
     *,
     start_time: datetime,
     duration: timedelta | None = timedelta(minutes=10),
-    type: str = "TEST",  # pylint: disable=redefined-builtin
+    type: str = "TEST",
     target: Any = None,
     active: bool = True,
     dry_run: bool = False,
@@ -85,7 +85,7 @@ def drain(receiver: Receiver[T]) -> list[T]:
     while True:
         try:
             message = receiver.consume() if _ready_now(receiver) else None
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             break
         if message is None:
             break

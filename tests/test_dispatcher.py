@@ -31,8 +31,8 @@ from frequenz.dispatch import (
     MergeByType,
     Updated,
 )
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import FakeClock
 from .helpers import ApiClientFactory, create, drain, make_dispatch, settle
 from .test_actor_dispatcher import Factory
 
@@ -50,7 +50,7 @@ async def dispatcher(
         yield d
 
 
-def running_now(dispatch_id: int, clock: FakeClock, *, type: str = "A") -> Any:  # pylint: disable=redefined-builtin
+def running_now(dispatch_id: int, clock: FakeClock, *, type: str = "A") -> Any:
     """Return a client dispatch that started a minute ago and runs for 10 minutes."""
     return make_dispatch(
         dispatch_id,

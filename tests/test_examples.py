@@ -45,8 +45,8 @@ from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.sdk.actor import Actor
 
 from frequenz.dispatch import ActorDispatcher, DispatchInfo
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import FakeClock
 from .helpers import SEEDS, ApiClientFactory, create, make_dispatch
 
 MINUTE = timedelta(minutes=1)

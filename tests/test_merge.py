@@ -25,8 +25,9 @@ from frequenz.dispatch import (
     MergeStrategy,
 )
 from frequenz.dispatch._bg_service import DispatchScheduler
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 from .helpers import (
     ApiClientFactory,
     Collector,
@@ -239,8 +240,8 @@ def test_the_filter_gets_only_the_identitys_running_dispatches() -> None:
     tracker = MergeTracker(Recording())
     for number in range(1, 1001):
         dispatch = Dispatch(make_dispatch(number, start_time=START, type=f"T{number}"))
-        window = dispatch._window_at(START)  # pylint: disable=protected-access
-        list(tracker.process(dispatch._with_running_state(window)))  # pylint: disable=protected-access
+        window = dispatch.window_at(START)
+        list(tracker.process(dispatch.with_running_state(window)))
     # 1000 dispatches of different types: each decision saw one dispatch, not all.
     assert max(seen) == 1
 

@@ -29,8 +29,9 @@ from frequenz.dispatch import Dispatch, Dispatcher, DispatchInfo
 from frequenz.dispatch._actor_dispatcher import ActorDispatcher, DispatchActorId
 from frequenz.dispatch._bg_service import DispatchScheduler, MergeStrategy
 from frequenz.dispatch._merge_strategies import MergeByType, MergeByTypeTarget
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 from .helpers import MICROGRID, ApiClientFactory, Collector, create, make_dispatch
 
 pytestmark = pytest.mark.filterwarnings(
@@ -286,8 +287,8 @@ async def test_actor_dispatcher_gives_the_factory_target_and_identity_by_id(
     )
     service.start()
     dispatch = running_dispatch(4, target=TargetIds(9), payload={"p": 1})
-    window = dispatch._window_at(START)  # pylint: disable=protected-access
-    await sender.send(dispatch._with_running_state(window))  # pylint: disable=protected-access
+    window = dispatch.window_at(START)
+    await sender.send(dispatch.with_running_state(window))
     for _ in range(20):
         await asyncio_sleep0()
     [actor] = actors
@@ -301,7 +302,7 @@ async def test_actor_dispatcher_gives_the_factory_target_and_identity_by_id(
 
 async def asyncio_sleep0() -> None:
     """Let other tasks run once."""
-    import asyncio  # pylint: disable=import-outside-toplevel
+    import asyncio
 
     await asyncio.sleep(0)
 

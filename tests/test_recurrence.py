@@ -49,7 +49,7 @@ def oracle(rule: RecurrenceRule, start: datetime) -> dateutil_rrule.rrule:
     with warnings.catch_warnings():
         # count together with until is deprecated in dateutil, but still honoured.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return rule._as_rrule(start)  # pylint: disable=protected-access
+        return rule._as_rrule(start)
 
 
 def answers(source: Occurrences | dateutil_rrule.rrule, t: datetime) -> tuple[Any, ...]:

@@ -25,8 +25,9 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch import Dispatch, DispatchEvent
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._sync import Backoff, DispatchSync
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import START, FakeClock
+from .conftest import START
 from .fake_service import ControllableClient
 from .helpers import MICROGRID, create, drain, make_dispatch, settle
 

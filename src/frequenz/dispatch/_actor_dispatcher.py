@@ -242,7 +242,7 @@ class _ManagedActor:
             )
             actor = await _call_factory(self._factory, info, receiver)
             actor.start()
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             _logger.exception(
                 "Failed to start the actor for dispatch %s (type %r); retrying in %s",
                 dispatch.id,
@@ -265,13 +265,13 @@ class _ManagedActor:
                 "The actor for %r closed its updates receiver; update dropped",
                 self._identity,
             )
-        self._updates._enqueue(DispatchInfo.of(dispatch))  # pylint: disable=protected-access
+        self._updates.enqueue(DispatchInfo.of(dispatch))
 
     async def _watch(self, actor: Actor) -> None:
         try:
             await actor.wait()
             _logger.error("The actor for %r stopped by itself", self._identity)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             _logger.exception("The actor for %r crashed", self._identity)
         if self._actor is actor:
             self._actor = None
@@ -289,9 +289,8 @@ class _ManagedActor:
         _logger.info("Stopping the actor for %r: %s", self._identity, reason)
         try:
             await _maybe_await(actor.stop(reason))
-        except BaseException as error:  # pylint: disable=broad-except
-            if isinstance(error, asyncio.CancelledError):
-                raise
+        except Exception:
+            # Only errors: cancellation, KeyboardInterrupt and SystemExit go on.
             _logger.exception("The actor for %r failed while stopping", self._identity)
         finally:
             self._close_updates()
@@ -330,7 +329,7 @@ class ActorDispatcher(BackgroundService):
     ```
     """
 
-    def __init__(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+    def __init__(
         self,
         actor_factory: ActorFactory,
         running_status_receiver: Receiver[Dispatch],
@@ -385,7 +384,7 @@ class ActorDispatcher(BackgroundService):
         async for dispatch in self._dispatch_rx:
             try:
                 identity = self._dispatch_identity(dispatch)
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 _logger.exception(
                     "dispatch_identity failed for dispatch %s", dispatch.id
                 )

@@ -6,12 +6,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
@@ -20,6 +18,8 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
+from ._api import DispatchApi
+from ._clock import Clock, wall_clock
 from ._delivery import Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
 from ._event import Created, Deleted, DispatchEvent, Updated
@@ -39,9 +39,15 @@ _RESTART_DELAY = timedelta(seconds=1)
 _SPIN = 0.001
 """How close to a due instant the timer stops sleeping and yields instead."""
 
+_STALL_RATIO = 0.001
+"""A clock that moves less than this part of a wait counts as standing still."""
 
-def _utc_now() -> datetime:
-    return datetime.now(tz=timezone.utc)
+_MAX_STALL_WAIT = 24 * 3600.0
+"""The longest a timer whose clock stands still waits before looking again (s).
+
+A day: on async-solipsism's loop, a wait this long with nothing else to do raises
+`SleepForeverError`, so a test whose clock never moves fails instead of hanging.
+"""
 
 
 class DispatchScheduler(BackgroundService):
@@ -55,10 +61,11 @@ class DispatchScheduler(BackgroundService):
     def __init__(
         self,
         microgrid_id: MicrogridId | int,
-        client: Any,
+        client: DispatchApi,
         *,
         name: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Clock = wall_clock,
     ) -> None:
         """Initialize the scheduler.
 
@@ -68,6 +75,8 @@ class DispatchScheduler(BackgroundService):
                 `DispatchApiClient`, or the `FakeClient` it ships for tests).
             name: A name for logs.
             backoff: Delays between attempts to reach the service.
+            clock: Where "now" is read, by default the system's UTC wall clock;
+                tests pass `frequenz.dispatch.testing.FakeClock.now`.
 
         Raises:
             TypeError: If `microgrid_id` is not an int or `MicrogridId`.
@@ -81,6 +90,7 @@ class DispatchScheduler(BackgroundService):
             )
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
+        self._clock = clock
         self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
@@ -153,8 +163,7 @@ class DispatchScheduler(BackgroundService):
         if stopped in done:
             raise RuntimeError(f"{self} stopped before the first sync completed")
         raise TimeoutError(
-            f"No full sync with {getattr(self._client, 'server_url', 'the service')}"
-            f" within {timeout}"
+            f"No full sync with {self._client.server_url} within {timeout}"
         )
 
     def new_lifecycle_events_receiver(
@@ -207,7 +216,7 @@ class DispatchScheduler(BackgroundService):
             name=f"running-state:{dispatch_type}", merge_strategy=merge_strategy
         )
         for running in self._schedule.running(dispatch_type):
-            receiver._deliver(running)  # pylint: disable=protected-access
+            receiver.deliver(running)
         self._running_state.add(dispatch_type, receiver)
         return receiver
 
@@ -223,7 +232,7 @@ class DispatchScheduler(BackgroundService):
     def _new_running_state_event_receiver_for_all_types(self) -> RunningStateReceiver:
         receiver = RunningStateReceiver(name="running-state:*", merge_strategy=None)
         for dispatch in self._schedule.running(None):
-            receiver._deliver(dispatch)  # pylint: disable=protected-access
+            receiver.deliver(dispatch)
         self._running_state.add(None, receiver)
         return receiver
 
@@ -279,7 +288,7 @@ class DispatchScheduler(BackgroundService):
     # Internals
 
     def _advance(self) -> datetime:
-        now = _utc_now()
+        now = self._clock()
         self._schedule.advance(now)
         return now
 
@@ -290,7 +299,7 @@ class DispatchScheduler(BackgroundService):
         elif change is Change.UPDATED:
             self._send_lifecycle(Updated(dispatch))
 
-    def _remove(self, dispatch_id: Any, version: Dispatch | None) -> None:
+    def _remove(self, dispatch_id: DispatchId, version: Dispatch | None) -> None:
         deleted = self._schedule.remove(dispatch_id, version)
         if deleted is not None:
             self._send_lifecycle(Deleted(deleted))
@@ -298,17 +307,18 @@ class DispatchScheduler(BackgroundService):
     def _send_lifecycle(self, event: DispatchEvent) -> None:
         for key in (event.dispatch.type, None):
             for receiver in self._lifecycle.of(key):
-                receiver._enqueue(event)  # pylint: disable=protected-access
+                receiver.enqueue(event)
 
     def _send_running_state(self, dispatch: Dispatch) -> None:
         for key in (dispatch.type, None):
             for receiver in self._running_state.of(key):
-                receiver._deliver(dispatch)  # pylint: disable=protected-access
+                receiver.deliver(dispatch)
 
     async def _run_timer(self) -> None:
         # The one timer of the whole schedule. It sleeps until the earliest change
         # (or until the schedule changes), then sends everything due. Waking early
-        # against the wall clock is harmless: nothing is due yet, so it re-arms.
+        # is harmless: nothing is due yet, so it re-arms.
+        stalled = 0.0  # the last wait, if the clock did not keep up with it
         while True:
             self._advance()
             due = self._schedule.next_due()
@@ -318,24 +328,34 @@ class DispatchScheduler(BackgroundService):
                 continue
             # Measured after sending: the time spent sending must not push the
             # next wake-up later.
-            delay = (due - _utc_now()).total_seconds()
+            before = self._clock()
+            delay = (due - before).total_seconds()
             if delay <= 0:
                 continue
-            if delay <= _SPIN:
+            if delay <= _SPIN and not stalled:
                 # The selector rounds timeouts up to whole milliseconds: sleeping
-                # the last fraction would wake up to 1 ms late. Yield instead...
-                loop = asyncio.get_running_loop()
-                before = loop.time()
+                # the last fraction would wake up to 1 ms late. Yield instead, as
+                # long as yielding lets the clock move (one that moves only while
+                # the loop sleeps would never get there by yielding).
                 await asyncio.sleep(0)
-                if loop.time() == before:
-                    # ...unless the loop's clock only moves when it is idle (a
-                    # simulated clock, as in tests): then yielding never gets
-                    # there, and sleeping is exact anyway.
-                    await asyncio.sleep(delay)
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay - _SPIN):
+                if self._clock() > before:
+                    continue
+            wait = delay - _SPIN if delay > _SPIN else delay
+            if stalled:
+                # The clock fell behind the last wait (it is frozen, or slower
+                # than the loop, as a test's clocks can be): waking up on the
+                # same schedule would spin. Wait longer each time instead.
+                wait = max(wait, min(stalled * 2, _MAX_STALL_WAIT))
+            try:
+                async with asyncio.timeout(wait):
                     await self._rearm.wait()
+                stalled = 0.0
+            except TimeoutError:
+                # Stalled: the clock hardly moved while the loop waited. A clock
+                # set back (NTP) moves backwards instead, and is not stalled: the
+                # next wait is simply longer.
+                moved = (self._clock() - before).total_seconds()
+                stalled = wait if 0 <= moved < wait * _STALL_RATIO else 0.0
 
     async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         # A crashed internal task is reported and restarted, never silently gone.
@@ -345,7 +365,7 @@ class DispatchScheduler(BackgroundService):
                 _logger.error("%s: the %s task ended; restarting it", self, name)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 _logger.exception("%s: the %s task failed; restarting it", self, name)
             await asyncio.sleep(_RESTART_DELAY.total_seconds())
 

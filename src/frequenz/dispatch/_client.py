@@ -170,10 +170,10 @@ class DispatchClient:
         """
         return getattr(self._client, name)
 
-    async def create(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+    async def create(
         self,
         microgrid_id: MicrogridId | int,
-        type: str,  # pylint: disable=redefined-builtin
+        type: str,
         start_time: datetime | Literal["NOW"],
         duration: timedelta | None,
         target: TargetLike,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections.abc import Generator
 from datetime import timedelta
 from types import TracebackType
@@ -22,6 +21,8 @@ from typing_extensions import override
 from ._actor_dispatcher import ActorDispatcher, ActorFactory
 from ._bg_service import DispatchScheduler
 from ._client import DispatchClient, to_microgrid_id
+from ._clock import Clock, wall_clock
+from ._deprecation import warn_deprecated
 from ._event import DispatchEvent
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
@@ -217,7 +218,7 @@ class Dispatcher(BackgroundService):
         ```
     """
 
-    def __init__(  # pylint: disable=too-many-arguments
+    def __init__(
         self,
         *,
         microgrid_id: MicrogridId | int,
@@ -227,6 +228,7 @@ class Dispatcher(BackgroundService):
         sign_secret: str | None = None,
         call_timeout: timedelta = timedelta(seconds=60),
         stream_timeout: timedelta = timedelta(minutes=5),
+        clock: Clock | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -239,6 +241,9 @@ class Dispatcher(BackgroundService):
             call_timeout: Timeout for each unary call to the service.
             stream_timeout: Timeout for the client's own `stream()` helper (the
                 dispatcher's sync keeps its stream open without a deadline).
+            clock: Where the scheduler reads the current time; None for the
+                system's UTC wall clock. Tests pass
+                `frequenz.dispatch.testing.FakeClock.now`.
 
         Raises:
             TypeError: If no key is given, or an argument has the wrong type.
@@ -262,7 +267,12 @@ class Dispatcher(BackgroundService):
                 stream_timeout=stream_timeout,
             )
         )
-        self._bg_service = DispatchScheduler(self._microgrid_id, self._client)
+        # The engine gets the raw client: the lenient wrapper is for users only.
+        self._bg_service = DispatchScheduler(
+            self._microgrid_id,
+            self._client.wrapped,
+            clock=wall_clock if clock is None else clock,
+        )
         self._actor_dispatchers: dict[str, ActorDispatcher] = {}
         self._all_unmanaged = asyncio.Event()
         self._all_unmanaged.set()
@@ -539,11 +549,9 @@ class Dispatcher(BackgroundService):
 
         Use `new_running_state_event_receiver(type)` instead.
         """
-        warnings.warn(
-            "Dispatcher.running_status_change is deprecated: use "
-            "new_running_state_event_receiver(dispatch_type) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Dispatcher.running_status_change",
+            "use new_running_state_event_receiver(dispatch_type) instead",
         )
         return _ReceiverSource(
             self._bg_service._new_running_state_event_receiver_for_all_types
@@ -555,11 +563,9 @@ class Dispatcher(BackgroundService):
 
         Use `new_lifecycle_events_receiver(type)` instead.
         """
-        warnings.warn(
-            "Dispatcher.lifecycle_events is deprecated: use "
-            "new_lifecycle_events_receiver(dispatch_type) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Dispatcher.lifecycle_events",
+            "use new_lifecycle_events_receiver(dispatch_type) instead",
         )
         return _ReceiverSource(
             self._bg_service._new_lifecycle_events_receiver_for_all_types

@@ -68,7 +68,7 @@ class MergeTracker:
         identity = self._strategy.identity(message)
         if old_identity is not None and old_identity != identity:
             previous = self._running[old_identity][dispatch_id]
-            yield from self._leave(old_identity, previous._with_running_state(None))
+            yield from self._leave(old_identity, previous.with_running_state(None))
         group = self._running.setdefault(identity, {})
         # Re-inserting keeps each group ordered by when its members last started.
         group.pop(dispatch_id, None)
@@ -126,17 +126,20 @@ class RunningStateReceiver(UnboundedReceiver[Dispatch]):
         )
         self._merge = None if merge_strategy is None else MergeTracker(merge_strategy)
 
-    def _deliver(self, message: Dispatch) -> None:
+    def deliver(self, message: Dispatch) -> None:
         """Deliver a running-state event, applying the merge strategy.
+
+        The scheduler's way to feed this receiver (use it rather than `enqueue`,
+        which would bypass the merge strategy).
 
         Args:
             message: The event as sent by the scheduler.
         """
         if self._merge is None:
-            self._enqueue(message)
+            self.enqueue(message)
             return
         for filtered in self._merge.process(message):
-            self._enqueue(filtered)
+            self.enqueue(filtered)
 
     def __await__(self) -> Generator[Any, None, RunningStateReceiver]:
         """Return this receiver when awaited.

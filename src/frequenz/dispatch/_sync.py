@@ -44,6 +44,7 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
 from frequenz.client.dispatch.types import DispatchId
 
+from ._api import DispatchApi, StreamCall
 from ._dispatch import Dispatch
 from ._gc import gc_paused
 from ._wire import dispatch_from_protobuf
@@ -109,7 +110,7 @@ def convert(pb_dispatch: PBDispatch) -> Dispatch | None:
     """
     try:
         return dispatch_from_protobuf(pb_dispatch)
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         _logger.error(
             "Skipping dispatch %s that cannot be read: %s",
             pb_dispatch.metadata.dispatch_id,
@@ -134,7 +135,7 @@ class DispatchSync:
     def __init__(
         self,
         microgrid_id: MicrogridId,
-        client: Any,
+        client: DispatchApi,
         target: SyncTarget,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
@@ -143,7 +144,8 @@ class DispatchSync:
 
         Args:
             microgrid_id: The microgrid whose dispatches to sync.
-            client: A frequenz-client-dispatch client (its `stub` is used).
+            client: The raw frequenz-client-dispatch client (its `stub`,
+                `call_timeout` and `server_url` are used).
             target: Where the state goes.
             backoff: Delays between connection attempts.
         """
@@ -173,7 +175,7 @@ class DispatchSync:
 
     def _report(self, error: BaseException, failures: int) -> None:
         delay = self._backoff.delay(failures)
-        url = getattr(self._client, "server_url", "the Dispatch API")
+        url = self._client.server_url
         details = _describe(error)
         if not self._synced_once:
             _logger.error(
@@ -195,11 +197,13 @@ class DispatchSync:
 
     async def _connection_cycle(self) -> None:
         stub = self._client.stub
-        call = stub.StreamMicrogridDispatches(
-            StreamMicrogridDispatchesRequest(microgrid_id=int(self._microgrid_id)),
-            # No deadline: a deadline would end the stream periodically and force
-            # a full re-list each time. Dead connections are found by keep-alive.
-            timeout=None,
+        call = StreamCall.of(
+            stub.StreamMicrogridDispatches(
+                StreamMicrogridDispatchesRequest(microgrid_id=int(self._microgrid_id)),
+                # No deadline: a deadline would end the stream periodically and force
+                # a full re-list each time. Dead connections are found by keep-alive.
+                timeout=None,
+            )
         )
         queue: deque[StreamMicrogridDispatchesResponse] = deque()
         arrived = asyncio.Event()
@@ -220,24 +224,16 @@ class DispatchSync:
                 await arrived.wait()
         finally:
             reader.cancel()
-            cancel = getattr(call, "cancel", None)
-            if callable(cancel):
-                cancel()
+            call.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
     async def _wait_until_subscribed(
         self, call: Any, reader: asyncio.Task[None]
     ) -> None:
-        # Let the reader take its first step: a generator-based stream (as in tests)
-        # subscribes right there.
-        await asyncio.sleep(0)
-        initial_metadata = getattr(call, "initial_metadata", None)
-        if not callable(initial_metadata):
-            return
         # A real server confirms the subscription with its initial metadata. One
         # that only sends it with the first event must not delay the sync forever.
-        confirmed = asyncio.ensure_future(initial_metadata())
+        confirmed = asyncio.ensure_future(call.initial_metadata())
         try:
             await asyncio.wait(
                 {confirmed, reader},
@@ -253,7 +249,7 @@ class DispatchSync:
 
     async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId]]:
         stub = self._client.stub
-        timeout = _seconds(getattr(self._client, "call_timeout", None))
+        timeout = _seconds(self._client.call_timeout)
         request = ListMicrogridDispatchesRequest(
             microgrid_id=int(self._microgrid_id),
             pagination_params=PaginationParams(page_size=self.LIST_PAGE_SIZE),
