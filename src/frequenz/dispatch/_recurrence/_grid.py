@@ -21,6 +21,11 @@ from ._calendar import DAY, GREGORIAN_DAYS, WEEKDAY
 from ._day_filter import DayFilter
 from ._times_of_day import TimesOfDay
 
+# Read once: accessing an Enum member through its class is slow in Python 3.11,
+# and a Grid is built for every version of every recurring dispatch.
+_DAILY, _WEEKLY = Frequency.DAILY, Frequency.WEEKLY
+_MONTHLY, _YEARLY = Frequency.MONTHLY, Frequency.YEARLY
+
 
 class Grid:
     """The unbounded occurrence pattern of a rule, navigated a day at a time.
@@ -43,12 +48,12 @@ class Grid:
         months, monthdays = set(rule.bymonths), set(rule.bymonthdays)
         weekdays = {WEEKDAY[weekday] for weekday in rule.byweekdays}
         if not monthdays and not weekdays:  # dateutil's defaults from dtstart
-            if frequency == Frequency.YEARLY:
+            if frequency == _YEARLY:
                 months = months or {when.month}
                 monthdays = {when.day}
-            elif frequency == Frequency.MONTHLY:
+            elif frequency == _MONTHLY:
                 monthdays = {when.day}
-            elif frequency == Frequency.WEEKLY:
+            elif frequency == _WEEKLY:
                 weekdays = {when.weekday()}
 
         self.start = start
@@ -75,23 +80,28 @@ class Grid:
         calendar (months for monthly rules, days for hourly and minutely ones)."""
         if self.times.slots_per_day:
             self.phases = interval // gcd(interval, self.times.slots_per_day)
-        elif frequency == Frequency.MONTHLY:
+        elif frequency == _MONTHLY:
             self.phases = interval // gcd(interval, 12)
 
         calendar = 7 if self.days.weekday_bits else 1
         if (
             self.days.month_bits
             or self.days.monthdays
-            or frequency in (Frequency.MONTHLY, Frequency.YEARLY)
+            or frequency in (_MONTHLY, _YEARLY)
         ):
             calendar = GREGORIAN_DAYS
         # The pattern repeats once both the interval grid and the calendar do.
-        self.cycle_days = {
-            Frequency.DAILY: lcm(interval, calendar),
-            Frequency.WEEKLY: lcm(7 * interval, calendar),
-            Frequency.MONTHLY: GREGORIAN_DAYS * (lcm(interval, 4800) // 4800),
-            Frequency.YEARLY: GREGORIAN_DAYS * (lcm(interval, 400) // 400),
-        }.get(frequency, lcm(self.phases, calendar))
+        if frequency == _DAILY:
+            cycle = lcm(interval, calendar)
+        elif frequency == _WEEKLY:
+            cycle = lcm(7 * interval, calendar)
+        elif frequency == _MONTHLY:  # 4800 months are 400 years
+            cycle = GREGORIAN_DAYS * (lcm(interval, 4800) // 4800)
+        elif frequency == _YEARLY:
+            cycle = GREGORIAN_DAYS * (lcm(interval, 400) // 400)
+        else:
+            cycle = lcm(self.phases, calendar)
+        self.cycle_days = cycle
         """After how many days the pattern of runs repeats itself."""
 
     def first_at_or_after(self, at: int, stop: int) -> int | None:

@@ -20,7 +20,8 @@ from frequenz.client.dispatch.recurrence import Frequency
 
 from ._calendar import DAY
 
-_SLOTS_PER_DAY = {Frequency.MINUTELY: 1440, Frequency.HOURLY: 24}
+# Read once: accessing an Enum member through its class is slow in Python 3.11.
+_MINUTELY, _HOURLY = Frequency.MINUTELY, Frequency.HOURLY
 
 
 class TimesOfDay:
@@ -71,7 +72,7 @@ class TimesOfDay:
         """The by-minute filter, ascending, or None for none; for hourly rules the
         minutes each hour slot expands to (the start's minute without a filter)."""
 
-        self.slots_per_day = _SLOTS_PER_DAY.get(frequency, 0)
+        self.slots_per_day = 0
         """24 for hourly, 1440 for minutely rules, 0 for daily and longer ones."""
 
         self.start_slot = 0
@@ -88,13 +89,14 @@ class TimesOfDay:
         self.max_per_day = 0
         """The most runs any one day can have."""
 
-        if self.slots_per_day:
+        if frequency in (_MINUTELY, _HOURLY):
+            self.slots_per_day = 1440 if frequency == _MINUTELY else 24
             self.start_slot = start // (DAY // self.slots_per_day)
             self.max_per_day = -(-self.slots_per_day // interval)
             # By-minutes filter minutely slots, but only add a fixed offset to a
             # lone hourly one.
             self.evenly_spaced = self.hours is None and self.minutes is None
-            if frequency == Frequency.HOURLY:
+            if frequency == _HOURLY:
                 minutes = self.minutes = self.minutes or (minute,)
                 self.max_per_day *= len(minutes)
                 self.evenly_spaced = self.hours is None and len(minutes) == 1
