@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, Literal, TypeVar
 
 from frequenz.channels import Receiver
@@ -58,6 +59,7 @@ TargetLike = (
     | EvChargerType
     | InverterType
     | TargetCategory
+    | Enum  # client-common < 0.4: the deprecated ComponentCategory
     | Iterable[Any]
 )
 """What `target` accepts: the client's types, one id or category, or a list."""
@@ -130,7 +132,7 @@ def to_target(value: TargetLike, name: str = "target") -> TargetComponents:
     if isinstance(value, int) and not isinstance(value, _CATEGORY_TYPES):
         return TargetIds(value)
     if isinstance(value, _CATEGORY_TYPES):
-        return TargetCategories(value)
+        return TargetCategories(value)  # type: ignore[arg-type]  # the legacy enum
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"{name} must be component ids or categories, got {value!r}")
     items = list(value)
