@@ -178,7 +178,9 @@ class Dispatcher(BackgroundService):
         import os
         from datetime import datetime, timedelta, timezone
 
-        from frequenz.client.common.microgrid.components import ComponentCategory
+        from frequenz.client.common.microgrid.electrical_components import (
+            ElectricalComponentCategory as ComponentCategory,
+        )
 
         from frequenz.dispatch import Dispatcher
 
