@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import warnings
 from collections.abc import Generator
 from datetime import timedelta
@@ -227,6 +228,9 @@ class Dispatcher(BackgroundService):
         sign_secret: str | None = None,
         call_timeout: timedelta = timedelta(seconds=60),
         stream_timeout: timedelta = timedelta(minutes=5),
+        cache_file: str | os.PathLike[str] | None = None,
+        require_service: bool = False,
+        cache_max_age: timedelta | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -239,6 +243,15 @@ class Dispatcher(BackgroundService):
             call_timeout: Timeout for each unary call to the service.
             stream_timeout: Timeout for the client's own `stream()` helper (the
                 dispatcher's sync keeps its stream open without a deadline).
+            cache_file: A file to keep the microgrid's dispatches in. At start-up
+                a usable cache is loaded at once and the schedule runs from it
+                (`async with` returns) while the service is unreachable; after
+                every sync and change it is written. None keeps no cache.
+            require_service: With a cache, still wait for the first sync with
+                the service before `async with` / `wait_for_initialization()`
+                return.
+            cache_max_age: Refuse a cache whose last full sync is older than
+                this; None accepts any age.
 
         Raises:
             TypeError: If no key is given, or an argument has the wrong type.
@@ -262,7 +275,13 @@ class Dispatcher(BackgroundService):
                 stream_timeout=stream_timeout,
             )
         )
-        self._bg_service = DispatchScheduler(self._microgrid_id, self._client)
+        self._bg_service = DispatchScheduler(
+            self._microgrid_id,
+            self._client,
+            cache_file=cache_file,
+            require_service=require_service,
+            cache_max_age=cache_max_age,
+        )
         self._actor_dispatchers: dict[str, ActorDispatcher] = {}
         self._all_unmanaged = asyncio.Event()
         self._all_unmanaged.set()

@@ -33,6 +33,7 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch.types import DispatchId
 
 from .._dispatch import Dispatch
+from .._gc import gc_paused
 from ._codec import COLUMNS, CorruptRow, decode, encode
 
 _logger = logging.getLogger(__name__)
@@ -252,7 +253,8 @@ class DispatchCache:  # pylint: disable=too-many-instance-attributes
                     f" {now.isoformat()} (was the clock reset?)",
                 )
             _quick_check(db)
-            dispatches = [decode(row) for row in db.execute(_SELECT)]
+            with gc_paused():
+                dispatches = [decode(row) for row in db.execute(_SELECT)]
         except (_Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
             if _is_busy(error):
                 _logger.error(
@@ -313,8 +315,9 @@ class DispatchCache:  # pylint: disable=too-many-instance-attributes
             db.executemany(_UPSERT, map(encode, upserts))
             _set_meta(db, "synced_at", synced_at.isoformat())
 
-        if self._transaction(write):
-            self._written = wanted
+        with gc_paused():
+            if self._transaction(write):
+                self._written = wanted
 
     def record_upsert(self, dispatch: Dispatch) -> None:
         """Record a dispatch created or changed by the stream (written batched).
