@@ -102,7 +102,7 @@ def load(title: str) -> dict[str, Any]:
     # Tracebacks through the example show its lines.
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": "dispatcher_example", **_NAMESPACE}
-    exec(compile(code, filename, "exec"), namespace)  # pylint: disable=exec-used
+    exec(compile(code, filename, "exec"), namespace)
     return namespace
 
 
