@@ -29,10 +29,10 @@ from frequenz.dispatch import Dispatch, Dispatcher, DispatchInfo
 from frequenz.dispatch._actor_dispatcher import ActorDispatcher, DispatchActorId
 from frequenz.dispatch._bg_service import DispatchScheduler, MergeStrategy
 from frequenz.dispatch._merge_strategies import MergeByType, MergeByTypeTarget
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, Recorder
 
 from .conftest import START
-from .helpers import MICROGRID, ApiClientFactory, Collector, create, make_dispatch
+from .helpers import MICROGRID, ApiClientFactory, create, make_dispatch
 
 pytestmark = pytest.mark.filterwarnings(
     # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
@@ -152,7 +152,7 @@ class ByPayloadGroupInt(MergeByType):
 async def test_user_identities_as_actor_id_or_int_both_merge(
     clock: FakeClock, client: FakeClient, scheduler: DispatchScheduler, strategy: Any
 ) -> None:
-    receiver = Collector(
+    receiver = Recorder(
         scheduler.new_running_state_event_receiver("TEST", merge_strategy=strategy)
     )
     first = await create(
@@ -311,7 +311,10 @@ async def asyncio_sleep0() -> None:
 
 
 def test_dispatcher_constructor_arguments_are_those_of_1_0_4() -> None:
-    assert params(Dispatcher.__init__) == [
+    # 1.0.4's arguments, in its order; ours may add optional keyword-only ones
+    # after them (`clock`, `client`), which 1.0.x code never passes.
+    ours = params(Dispatcher.__init__)
+    assert ours[:7] == [
         ("microgrid_id", "KEYWORD_ONLY"),
         ("server_url", "KEYWORD_ONLY"),
         ("key", "KEYWORD_ONLY"),
@@ -320,6 +323,9 @@ def test_dispatcher_constructor_arguments_are_those_of_1_0_4() -> None:
         ("call_timeout", "KEYWORD_ONLY"),
         ("stream_timeout", "KEYWORD_ONLY"),
     ]
+    extra = list(inspect.signature(Dispatcher.__init__).parameters.values())[8:]
+    assert [p.name for p in extra] == ["clock", "client"]
+    assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in extra), extra
 
 
 async def test_dispatcher_auth_key_and_sign_secret_reach_the_client(

@@ -42,6 +42,8 @@ Example: A daily dispatch, for a year, in milliseconds
     from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
     from frequenz.dispatch import testing
 
+    DAILY = RecurrenceRule(frequency=Frequency.DAILY, interval=1)
+
     START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
     async def main() -> None:
@@ -55,7 +57,7 @@ Example: A daily dispatch, for a year, in milliseconds
                         start_time=START + timedelta(hours=1),
                         duration=timedelta(hours=2),
                         target=[1],
-                        recurrence=RecurrenceRule(frequency=Frequency.DAILY, interval=1),
+                        recurrence=DAILY,
                     )
                     await clock.advance(timedelta(days=365))
                 starts = [d for d in recorder.messages if d.started]

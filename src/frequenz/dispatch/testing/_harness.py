@@ -83,8 +83,10 @@ async def fake_dispatcher(
                         duration=timedelta(minutes=15),
                         target=[1],
                     )
-                    started = await testing.next_event(receiver, within=timedelta(hours=2))
-                    assert started.started and clock.now() == START + timedelta(hours=1)
+                    two_hours = timedelta(hours=2)
+                    started = await testing.next_event(receiver, within=two_hours)
+                    assert started.started
+                    assert clock.now() == START + timedelta(hours=1)
 
         with asyncio.Runner(loop_factory=testing.EventLoop) as runner:
             runner.run(main())
@@ -143,7 +145,8 @@ async def local_dispatcher(
                         duration=timedelta(minutes=15),
                         target=TargetIds(1),
                     )
-                    created = await testing.next_event(events, within=timedelta(seconds=5))
+                    five_s = timedelta(seconds=5)
+                    created = await testing.next_event(events, within=five_s)
                     assert created.dispatch.type == "DEMO"
 
         asyncio.run(main())
@@ -158,6 +161,7 @@ async def local_dispatcher(
     Yields:
         The running dispatcher and a separate raw client of the service.
     """
+
     def connect() -> DispatchApiClient:
         return DispatchApiClient(
             server_url=service.url,

@@ -28,8 +28,9 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.test.client import FakeClient
 
+from . import _harness
 from ._clock import EventLoop, FakeClock, is_fake_time
-from ._harness import DispatcherHarness, fake_dispatcher, local_dispatcher
+from ._harness import DispatcherHarness
 
 if TYPE_CHECKING:
     from ..local_service import LocalDispatchService
@@ -152,7 +153,7 @@ async def fake_dispatcher(
     Yields:
         `(dispatcher, client)`.
     """
-    async with fake_dispatcher(
+    async with _harness.fake_dispatcher(
         microgrid_id=dispatch_microgrid_id,
         clock=dispatch_clock,
         client=fake_dispatch_client,
@@ -188,7 +189,7 @@ async def local_dispatcher(
     Yields:
         `(dispatcher, client)`, the client a separate connection to the service.
     """
-    async with local_dispatcher(
+    async with _harness.local_dispatcher(
         local_dispatch_service, microgrid_id=dispatch_microgrid_id
     ) as harness:
         yield harness
