@@ -32,6 +32,8 @@ from frequenz.dispatch.testing import EventLoop, FakeClock
 from .helpers import MICROGRID, ApiClientFactory
 
 REAL_LOOP_FOLDERS = {"integration", "local_service"}
+REAL_LOOP_FIXTURES = {"local_dispatch_service", "local_dispatcher"}
+"""The kit's fixtures that talk real gRPC (the kit's own plugin knows them too)."""
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 """When every fake-clock test starts: a Monday, noon UTC."""
@@ -46,7 +48,8 @@ def pytest_asyncio_loop_factories(
     (which picks by the kit's fixtures a test uses).
     """
     del config
-    if REAL_LOOP_FOLDERS & set(item.path.parts):
+    uses = set(getattr(item, "fixturenames", ()))
+    if REAL_LOOP_FOLDERS & set(item.path.parts) or uses & REAL_LOOP_FIXTURES:
         return {"real_loop": asyncio.new_event_loop}
     return {"solipsism": EventLoop}
 
