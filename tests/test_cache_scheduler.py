@@ -18,11 +18,11 @@ import pytest
 from frequenz.dispatch import Dispatcher
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._cache import DispatchCache
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
 from .conftest import START
 from .fake_service import ControllableClient
-from .helpers import MICROGRID, ApiClientFactory, create, settle
+from .helpers import MICROGRID, ApiClientFactory, create
 from .test_sync import (
     FAST_RETRY,
     Observed,
