@@ -34,8 +34,8 @@ from frequenz.dispatch import (
     MergeByTypeTarget,
     MergeStrategy,
 )
-from frequenz.dispatch.timeline import Merge
 from frequenz.dispatch.testing import EventLoop, FakeClock, fake_dispatcher, settle
+from frequenz.dispatch.timeline import Merge
 
 NOW = datetime(2026, 5, 4, 0, 0, tzinfo=timezone.utc)
 """Where every scenario starts (a Monday, midnight UTC)."""
@@ -144,7 +144,9 @@ SCENARIOS: dict[str, Scenario] = {
         managed=True,
     ),
     "merge-by-type-target": Scenario(
-        caption="The same three dispatches under MergeByTypeTarget: one actor per target.",
+        caption=(
+            "The same three dispatches under MergeByTypeTarget: one actor per target."
+        ),
         runs=_OVERLAP,
         lanes="type-target",
         strategy=MergeByTypeTarget(),
@@ -203,7 +205,7 @@ class _RecordingActor(Actor):
 
 
 def _describe(info: DispatchInfo) -> str:
-    source = info._src  # noqa: SLF001  # which dispatch is what the table shows
+    source = info._src  # which dispatch is what the table shows
     dispatch_id = "?" if source is None else int(source.id)
     return f"dispatch {dispatch_id}, target {sorted(info.target)}"  # type: ignore[arg-type]
 

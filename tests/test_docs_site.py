@@ -18,6 +18,7 @@ failure.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -71,8 +72,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(given)
     folder = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"]
-        + ["--site-dir", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "--site-dir",
+            str(folder),
+        ],
         cwd=ROOT,
         check=True,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
@@ -85,7 +94,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
     failures: list[str]
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         del format, args  # the test reports failures itself
 
     def send_error(self, code: int, message: str | None = None, *a: Any) -> None:
@@ -187,10 +196,8 @@ class Browser:
 
     def close(self) -> None:
         """Close the browser."""
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.send("Browser.close")
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -230,7 +237,7 @@ def _pages(site: Path) -> list[str]:
     pages = sorted(
         path.relative_to(site).as_posix()
         for path in site.rglob("index.html")
-        if not path.relative_to(site).parts[0] in ("assets", "screenshots")
+        if path.relative_to(site).parts[0] not in ("assets", "screenshots")
     )
     return [page.removesuffix("index.html") for page in pages]
 
