@@ -420,7 +420,9 @@ class StatusRecorder:
     def latest(self) -> DispatcherStatus:
         """The last snapshot published; safe to read from another thread."""
         latest = self._latest
-        return self.snapshot() if latest is None else latest
+        # Before the first publication: no schedule facts, which only the loop's
+        # thread may read.
+        return self._base if latest is None else latest
 
     def new_receiver(self) -> LatestStatusReceiver:
         """Return a receiver of status changes, starting with the current status.
