@@ -9,11 +9,10 @@ import argparse
 import asyncio
 import os
 import sys
-
-import grpc
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
 from frequenz.client.base.exception import ApiClientError, GrpcError
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
@@ -70,7 +69,8 @@ def read_key(args: argparse.Namespace) -> str:
     """
     if args.key_file is not None:
         try:
-            key = args.key_file.read_text(encoding="utf-8").strip()
+            path: Path = args.key_file
+            key = path.read_text(encoding="utf-8").strip()
         except OSError as error:
             raise CommandError(
                 f"cannot read --key-file {args.key_file}: {error.strerror}"
@@ -161,7 +161,9 @@ def describe(error: ApiClientError | grpc.RpcError, url: str) -> str:
         if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
             return f"cannot reach {url} ({code}: {reason})"
         return f"{url} answered {code}: {reason}"
-    return f"{url}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    return (
+        f"{url}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    )
 
 
 def fail(error: CommandError) -> int:
