@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 from frequenz.channels import Receiver
@@ -20,14 +18,6 @@ from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 MICROGRID = MicrogridId(1)
 
-SEEDS = Path(
-    os.environ.get(
-        "FREQUENZ_DISPATCH_SEEDS",
-        # The project's shared/ folder sits beside the repository.
-        Path(__file__).resolve().parents[2] / "shared" / "seeds",
-    )
-)
-"""The documentation pages that define the API; their examples must run."""
 T = TypeVar("T")
 
 

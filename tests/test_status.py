@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
@@ -232,3 +233,34 @@ async def test_scheduler_status_and_receiver(
         assert (await receiver.receive()).dispatches == 0
     finally:
         await scheduler.stop()
+
+
+async def test_source_is_cache_until_the_service_answers(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    client.set_dispatches(
+        MICROGRID, [make_dispatch(1, start_time=clock.now() - MINUTE, type="A")]
+    )
+    writer = DispatchScheduler(MICROGRID, client, clock=clock.now, cache_file=path)
+    writer.start()
+    await writer.wait_for_initialization()
+    await writer.stop()
+
+    client.service.break_streams()  # unreachable from now on
+    offline = DispatchScheduler(MICROGRID, client, clock=clock.now, cache_file=path)
+    offline.start()
+    try:
+        await offline.wait_for_initialization()
+        await settle()
+        status = offline.status
+        assert status.source is StateSource.CACHE and status.ready
+        assert not status.connected and status.last_full_sync is None
+        assert status.dispatches == 1 and status.running == {"A": 1}
+        client.service.reconnect()
+        await elapse(clock, timedelta(seconds=31))
+        assert offline.status.source is StateSource.SERVICE
+        assert offline.status.connected
+    finally:
+        await offline.stop()

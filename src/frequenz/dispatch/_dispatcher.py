@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Generator
 from datetime import timedelta
 from types import TracebackType
@@ -179,7 +180,9 @@ class Dispatcher(BackgroundService):
         import os
         from datetime import datetime, timedelta, timezone
 
-        from frequenz.client.common.microgrid.components import ComponentCategory
+        from frequenz.client.common.microgrid.electrical_components import (
+            ElectricalComponentCategory as ComponentCategory,
+        )
 
         from frequenz.dispatch import Dispatcher
 
@@ -230,6 +233,9 @@ class Dispatcher(BackgroundService):
         call_timeout: timedelta = timedelta(seconds=60),
         stream_timeout: timedelta = timedelta(minutes=5),
         clock: Clock | None = None,
+        cache_file: str | os.PathLike[str] | None = None,
+        require_service: bool = False,
+        cache_max_age: timedelta | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -245,6 +251,15 @@ class Dispatcher(BackgroundService):
             clock: Where the scheduler reads the current time; None for the
                 system's UTC wall clock. Tests pass
                 `frequenz.dispatch.testing.FakeClock.now`.
+            cache_file: A file to keep the microgrid's dispatches in. At start-up
+                a usable cache is loaded at once and the schedule runs from it
+                (`async with` returns) while the service is unreachable; after
+                every sync and change it is written. None keeps no cache.
+            require_service: With a cache, still wait for the first sync with
+                the service before `async with` / `wait_for_initialization()`
+                return.
+            cache_max_age: Refuse a cache whose last full sync is older than
+                this; None accepts any age.
 
         Raises:
             TypeError: If no key is given, or an argument has the wrong type.
@@ -273,6 +288,9 @@ class Dispatcher(BackgroundService):
             self._microgrid_id,
             self._client.wrapped,
             clock=wall_clock if clock is None else clock,
+            cache_file=cache_file,
+            require_service=require_service,
+            cache_max_age=cache_max_age,
         )
         self._actor_dispatchers: dict[str, ActorDispatcher] = {}
         self._all_unmanaged = asyncio.Event()
