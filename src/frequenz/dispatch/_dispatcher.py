@@ -16,6 +16,7 @@ from typing import Any, Self
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch import DispatchApiClient
+from frequenz.client.dispatch import DispatchApiClient as _ApiClientClass
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
@@ -226,7 +227,7 @@ class Dispatcher(BackgroundService):
         self,
         *,
         microgrid_id: MicrogridId | int,
-        server_url: str,
+        server_url: str | None = None,
         key: str | None = None,
         auth_key: str | None = None,
         sign_secret: str | None = None,
@@ -236,6 +237,7 @@ class Dispatcher(BackgroundService):
         cache_file: str | os.PathLike[str] | None = None,
         require_service: bool = False,
         cache_max_age: timedelta | None = None,
+        client: DispatchApiClient | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -260,29 +262,53 @@ class Dispatcher(BackgroundService):
                 return.
             cache_max_age: Refuse a cache whose last full sync is older than
                 this; None accepts any age.
+            client: A ready client to use instead of building one, for example
+                the client's `FakeClient` in tests (see
+                `frequenz.dispatch.testing.fake_dispatcher`). With it, the
+                connection settings (`server_url`, `key`, `auth_key`,
+                `sign_secret`) must not be given, and the timeouts are the
+                client's own.
 
         Raises:
-            TypeError: If no key is given, or an argument has the wrong type.
-            ValueError: If `key` and `auth_key` disagree.
+            TypeError: If neither a client nor a server URL and key are given, or
+                an argument has the wrong type.
+            ValueError: If `key` and `auth_key` disagree, or a client is given
+                together with connection settings.
         """
         super().__init__()
-        if key is not None and auth_key is not None and key != auth_key:
-            raise ValueError("key and auth_key are the same setting: pass only one")
-        secret = auth_key if auth_key is not None else key
-        if not isinstance(secret, str) or not secret:
-            raise TypeError("key must be a non-empty str (the Dispatch API key)")
-        if not isinstance(server_url, str) or not server_url:
-            raise TypeError(f"server_url must be a non-empty str, got {server_url!r}")
         self._microgrid_id = to_microgrid_id(microgrid_id)
-        self._client = DispatchClient(
-            DispatchApiClient(
+        if client is not None:
+            # The class itself, not the module-level name a test may patch.
+            if not isinstance(client, _ApiClientClass):
+                raise TypeError(
+                    "client must be a frequenz.client.dispatch.DispatchApiClient "
+                    f"(or its FakeClient), got {client!r}"
+                )
+            given = [
+                name
+                for name, value in (
+                    ("server_url", server_url),
+                    ("key", key),
+                    ("auth_key", auth_key),
+                    ("sign_secret", sign_secret),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"pass either client or connection settings, not both "
+                    f"(got client and {', '.join(given)})"
+                )
+        else:
+            client = _build_client(
                 server_url=server_url,
-                auth_key=secret,
+                key=key,
+                auth_key=auth_key,
                 sign_secret=sign_secret,
                 call_timeout=call_timeout,
                 stream_timeout=stream_timeout,
             )
-        )
+        self._client = DispatchClient(client)
         # The engine gets the raw client: the lenient wrapper is for users only.
         self._bg_service = DispatchScheduler(
             self._microgrid_id,
@@ -637,6 +663,32 @@ class Dispatcher(BackgroundService):
         return _ReceiverSource(
             self._bg_service._new_lifecycle_events_receiver_for_all_types
         )
+
+
+def _build_client(
+    *,
+    server_url: str | None,
+    key: str | None,
+    auth_key: str | None,
+    sign_secret: str | None,
+    call_timeout: timedelta,
+    stream_timeout: timedelta,
+) -> DispatchApiClient:
+    """Build the client from the `Dispatcher`'s connection settings."""
+    if key is not None and auth_key is not None and key != auth_key:
+        raise ValueError("key and auth_key are the same setting: pass only one")
+    secret = auth_key if auth_key is not None else key
+    if not isinstance(secret, str) or not secret:
+        raise TypeError("key must be a non-empty str (the Dispatch API key)")
+    if not isinstance(server_url, str) or not server_url:
+        raise TypeError(f"server_url must be a non-empty str, got {server_url!r}")
+    return DispatchApiClient(
+        server_url=server_url,
+        auth_key=secret,
+        sign_secret=sign_secret,
+        call_timeout=call_timeout,
+        stream_timeout=stream_timeout,
+    )
 
 
 class _ReceiverSource:
