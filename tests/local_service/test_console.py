@@ -1,7 +1,7 @@
 # License: MIT
 # Copyright © 2025 Frequenz Energy-as-a-Service GmbH
 
-"""The `frequenz-dispatch serve` command."""
+"""The `frequenz-dispatch` command line, and its `serve` command."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import pytest
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
-from frequenz.dispatch.local_service.__main__ import main, parse_address
+from frequenz.dispatch.cli import main
+from frequenz.dispatch.local_service.command import main as service_main
+from frequenz.dispatch.local_service.command import parse_address
 
 from .conftest import KEY, MICROGRID, TIMEOUT
 
@@ -38,12 +40,14 @@ def _command() -> list[str]:
     script = Path(sys.executable).with_name("frequenz-dispatch")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "frequenz.dispatch.local_service"]
+    return [sys.executable, "-m", "frequenz.dispatch.cli"]
 
 
-async def _spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _spawn(
+    *args: str, env: dict[str, str], command: list[str] | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *_command(),
+        *(_command() if command is None else command),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -146,6 +150,42 @@ async def test_serve_reports_busy_port(tmp_path: Path) -> None:
             _, stderr = await process.communicate()
     assert process.returncode == 1
     assert "cannot listen" in stderr.decode()
+
+
+@pytest.mark.parametrize("word", [[], ["serve"]])
+async def test_the_module_of_the_service_serves(
+    tmp_path: Path, word: list[str]
+) -> None:
+    # `python -m frequenz.dispatch.local_service` is `frequenz-dispatch serve`;
+    # the word `serve` may be left out.
+    process = await _spawn(
+        *word,
+        "--address",
+        "127.0.0.1:0",
+        "--database",
+        str(tmp_path / "db.sqlite3"),
+        env={"DISPATCH_API_KEY": KEY},
+        command=[sys.executable, "-m", "frequenz.dispatch.local_service"],
+    )
+    try:
+        url = await _wait_until_serving(process)
+        async with DispatchApiClient(
+            server_url=url, auth_key=KEY, call_timeout=timedelta(seconds=TIMEOUT)
+        ) as client:
+            assert [d async for page in client.list(MICROGRID) for d in page] == []
+    finally:
+        if process.returncode is None:
+            output = await _stop(process, signal.SIGTERM)
+    assert "Stopped." in output
+
+
+def test_the_module_of_the_service_offers_no_demo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        service_main(["demo"])
+    assert info.value.code == 2
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
 
 
 def test_serve_requires_a_key(

@@ -16,12 +16,19 @@ async with LocalDispatchService(database="dispatches.sqlite3") as service:
     client = DispatchApiClient(server_url=service.url, auth_key=service.key)
 ```
 
-From a shell: `frequenz-dispatch serve --database dispatches.sqlite3 --key KEY`.
+From a shell: `frequenz-dispatch serve --database dispatches.sqlite3` (or
+`python -m frequenz.dispatch.local_service`), with the key in `DISPATCH_API_KEY`.
+
+`DispatchStorage` opens the database file directly, e.g. to store dispatches
+the API refuses (a start in the past) before a service is started on it.
+
+The package imports nothing else of `frequenz.dispatch`: it is the server only.
 
 This package needs the `local-service` extra (`frequenz-api-dispatch`,
 `protobuf`).
 """
 
 from ._service import LocalDispatchService, format_url
+from ._storage import DispatchStorage, StorageError
 
-__all__ = ["LocalDispatchService", "format_url"]
+__all__ = ["DispatchStorage", "LocalDispatchService", "StorageError", "format_url"]

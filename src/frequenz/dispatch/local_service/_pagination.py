@@ -18,7 +18,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.pagination.pagination_info_pb2 import PaginationInfo
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
     ListMicrogridDispatchesRequest,
@@ -26,7 +25,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     SortOrder,
 )
 
-# pylint: enable=no-name-in-module
 from ._convert import StoredDispatch
 from ._validation import InvalidArgumentError
 

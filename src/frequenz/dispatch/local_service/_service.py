@@ -11,11 +11,8 @@ from types import TracebackType
 from typing import Self
 
 import grpc.aio
-
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc
 
-# pylint: enable=no-name-in-module
 from ._auth import DEFAULT_SIGNATURE_WINDOW, AuthInterceptor
 from ._events import EventBroker
 from ._servicer import DispatchServicer

@@ -11,8 +11,6 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
-
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.streaming.event_pb2 import Event
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
@@ -31,7 +29,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     UpdateMicrogridDispatchResponse,
 )
 
-# pylint: enable=no-name-in-module
 from ._convert import (
     StoredDispatch,
     micros_to_timestamp,

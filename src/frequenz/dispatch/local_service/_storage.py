@@ -21,10 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1.dispatch_pb2 import DispatchData
 
-# pylint: enable=no-name-in-module
 from ._convert import DATA_COLUMNS, StoredDispatch, data_to_columns, row_to_stored
 
 _T = TypeVar("_T")

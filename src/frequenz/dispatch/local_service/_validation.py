@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.microgrid.electrical_components.electrical_components_pb2 import (  # noqa: E501
     BatteryType,
     ElectricalComponentCategory,
@@ -27,7 +26,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
 from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-# pylint: enable=no-name-in-module
 from ._convert import MICROS_PER_SECOND
 
 MAX_PAYLOAD_BYTES = 50 * 1024
