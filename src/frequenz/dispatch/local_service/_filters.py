@@ -105,7 +105,8 @@ def matches_query(query: str, dispatch: StoredDispatch) -> bool:
         Whether it matches.
     """
     if id_match := _ID_QUERY.fullmatch(query):
-        return int(id_match.group(1)) == dispatch.dispatch_id
+        # Compared as text: `int()` refuses more than 4300 digits.
+        return (id_match.group(1).lstrip("0") or "0") == str(dispatch.dispatch_id)
     return query in dispatch.data.type
 
 

@@ -18,6 +18,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._auth import DEFAULT_SIGNATURE_WINDOW
 from ._service import LocalDispatchService
@@ -31,13 +32,20 @@ KEY_ENV_VAR = "DISPATCH_API_KEY"
 SIGN_SECRET_ENV_VAR = "DISPATCH_API_SIGN_SECRET"
 """Environment variable with the signing secret."""
 
+SECRETS_ADVICE = (
+    f"Pass the secrets in ${KEY_ENV_VAR} and ${SIGN_SECRET_ENV_VAR}, or in files "
+    "(--key-file, --sign-secret-file): --key and --sign-secret are visible to "
+    "every local user in the process list."
+)
+"""Where secrets belong, for `--help` and the warning about `--key`."""
+
 SERVE_HELP = "run the local Dispatch API service"
 """One-line summary of `serve`, for the list of subcommands."""
 
 SERVE_DESCRIPTION = (
     "Serve the Dispatch API over plain-text gRPC, storing dispatches in "
     "SQLite. Connect with DispatchApiClient(server_url="
-    "'grpc://HOST:PORT?ssl=false', auth_key=KEY). Stop with Ctrl-C."
+    "'grpc://HOST:PORT?ssl=false', auth_key=KEY). Stop with Ctrl-C. " + SECRETS_ADVICE
 )
 """What `serve --help` says about the command."""
 
@@ -86,13 +94,26 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="SQLite file, created if missing; ':memory:' keeps nothing "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--key", help=f"API key clients must send (default: ${KEY_ENV_VAR})"
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="file holding the API key clients must send (recommended; "
+        f"default: ${KEY_ENV_VAR})",
     )
-    parser.add_argument(
+    key.add_argument(
+        "--key", help="the API key itself (discouraged: visible in the process list)"
+    )
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--sign-secret-file",
+        metavar="PATH",
+        help="file holding the secret requests must be signed with (recommended; "
+        f"default: ${SIGN_SECRET_ENV_VAR}, else unsigned requests are accepted)",
+    )
+    secret.add_argument(
         "--sign-secret",
-        help="require requests signed with this secret "
-        f"(default: ${SIGN_SECRET_ENV_VAR}, else unsigned requests are accepted)",
+        help="the signing secret itself (discouraged: visible in the process list)",
     )
     parser.add_argument(
         "--signature-window",
@@ -101,6 +122,36 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="accepted clock difference of signed requests (default: %(default)s)",
     )
+
+
+class _SecretError(ValueError):
+    """A secret file cannot be used."""
+
+
+def _secret(
+    given: str | None, path: str | None, env_var: str, option: str
+) -> str | None:
+    """Find a secret: on the command line, in a file, or in the environment."""
+    if given is not None:
+        print(
+            f"warning: {option} is visible to every local user in the process list. "
+            + SECRETS_ADVICE,
+            file=sys.stderr,
+        )
+        return given or None
+    if path is not None:
+        try:
+            # Only the line end an editor adds is dropped: a secret may contain
+            # anything else.
+            text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise _SecretError(
+                f"cannot read {option}-file {path!r}: {error}"
+            ) from error
+        if not text:
+            raise _SecretError(f"{option}-file {path!r} is empty")
+        return text
+    return os.environ.get(env_var) or None
 
 
 async def _serve_until_signalled(service: LocalDispatchService) -> None:
@@ -124,10 +175,20 @@ def run_serve(args: argparse.Namespace) -> int:
         The exit status: 0 after a clean stop, 1 if the service could not
             start, 2 for missing options.
     """
-    key = args.key or os.environ.get(KEY_ENV_VAR)
+    try:
+        key = _secret(args.key, args.key_file, KEY_ENV_VAR, "--key")
+        sign_secret = _secret(
+            args.sign_secret,
+            args.sign_secret_file,
+            SIGN_SECRET_ENV_VAR,
+            "--sign-secret",
+        )
+    except _SecretError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not key:
         print(
-            f"error: an API key is required: pass --key or set {KEY_ENV_VAR}",
+            f"error: an API key is required: set {KEY_ENV_VAR} or pass --key-file",
             file=sys.stderr,
         )
         return 2
@@ -135,7 +196,7 @@ def run_serve(args: argparse.Namespace) -> int:
     service = LocalDispatchService(
         database=args.database,
         key=key,
-        sign_secret=args.sign_secret or os.environ.get(SIGN_SECRET_ENV_VAR) or None,
+        sign_secret=sign_secret,
         host=host,
         port=port,
         signature_window=args.signature_window,
