@@ -28,6 +28,13 @@ from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
 from ._schedule import Change, Schedule
+from ._status import (
+    DispatcherStatus,
+    LatestStatusReceiver,
+    ScheduleFacts,
+    StateSource,
+)
+from ._status import StatusRecorder as _StatusRecorder
 from ._sync import DEFAULT_BACKOFF, Backoff, DispatchSync
 
 __all__ = ["DispatchScheduler", "MergeStrategy"]
@@ -108,7 +115,13 @@ class DispatchScheduler(BackgroundService):
         self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
-        self._sync = DispatchSync(self._microgrid_id, client, self, backoff=backoff)
+        # status: the bookkeeping behind `status`, fed by the sync and the timer.
+        self._status = _StatusRecorder(
+            int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._sync = DispatchSync(
+            self._microgrid_id, client, self, backoff=backoff, status=self._status
+        )
         self._initialized = asyncio.Event()
         self._rearm = asyncio.Event()
         # Offline cache (issue 12): None without `cache_file`.
@@ -133,6 +146,25 @@ class DispatchScheduler(BackgroundService):
         """How many full lists from the service were reconciled so far."""
         return self._sync.resyncs
 
+    @property
+    def status(self) -> DispatcherStatus:
+        """The scheduler's health now, as an immutable snapshot.
+
+        See `Dispatcher.status`.
+        """
+        return self._status.snapshot()
+
+    def new_status_receiver(self) -> Receiver[DispatcherStatus]:
+        """Return a receiver of status changes that keeps only the latest one.
+
+        See `Dispatcher.new_status_receiver`.
+
+        Returns:
+            A receiver that first gets the current status.
+        """
+        receiver: LatestStatusReceiver = self._status.new_receiver()
+        return receiver
+
     @override
     def start(self) -> None:
         """Start syncing and scheduling; does nothing if already running."""
@@ -153,6 +185,8 @@ class DispatchScheduler(BackgroundService):
         finally:
             self._lifecycle.close_all()
             self._running_state.close_all()
+            self._status.on_disconnected(None)  # status: stopped, not an error
+            self._status.close()
             if self._cache is not None:
                 self._cache.close()
 
@@ -291,6 +325,7 @@ class DispatchScheduler(BackgroundService):
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
         if not self._initialized.is_set():
             _logger.info(
                 "Initial sync of microgrid %s: %d dispatches",
@@ -315,6 +350,7 @@ class DispatchScheduler(BackgroundService):
         else:
             _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
         self._cache_after_change(dispatch.id)
 
     # Offline cache (issue 12)
@@ -339,6 +375,7 @@ class DispatchScheduler(BackgroundService):
             self._upsert(dispatch, now)
         self._rearm.set()
         self._serving_from_cache = True
+        self._status.set_source(StateSource.CACHE)  # status: the state is cached
         _logger.warning(
             "Microgrid %s: running the schedule from the dispatch cache (%d"
             " dispatches, age %s) until the service is reached",
@@ -373,7 +410,8 @@ class DispatchScheduler(BackgroundService):
 
     def _advance(self) -> datetime:
         now = self._clock()
-        self._schedule.advance(now)
+        with self._status.due_events():  # status: these events were scheduled
+            self._schedule.advance(now)
         return now
 
     def _upsert(self, dispatch: Dispatch, now: datetime) -> None:
@@ -397,6 +435,14 @@ class DispatchScheduler(BackgroundService):
         for key in (dispatch.type, None):
             for receiver in self._running_state.of(key):
                 receiver.deliver(dispatch)
+        self._status.on_running_state(dispatch)  # status: running counts, lateness
+
+    def _status_facts(self) -> ScheduleFacts:
+        schedule = self._schedule
+        running: dict[str, int] = {}
+        for dispatch in schedule.running(None):
+            running[dispatch.type] = running.get(dispatch.type, 0) + 1
+        return ScheduleFacts(len(schedule), running, schedule.next_due())
 
     async def _run_timer(self) -> None:
         # The one timer of the whole schedule. It sleeps until the earliest change

@@ -28,6 +28,7 @@ from ._deprecation import warn_deprecated
 from ._event import DispatchEvent
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
+from ._status import DispatcherStatus
 
 _logger = logging.getLogger(__name__)
 
@@ -475,6 +476,54 @@ class Dispatcher(BackgroundService):
         finally:
             if not self._actor_dispatchers:
                 self._all_unmanaged.set()
+
+    @property
+    def status(self) -> DispatcherStatus:
+        """The dispatcher's health now, as an immutable snapshot.
+
+        Whether it is connected, where the dispatches it holds came from
+        (`StateSource.SERVICE`, `CACHE`, or `NONE` before the first sync), the
+        last full sync and the last error with their instants, the re-syncs,
+        reconnects and failed attempts so far, the dispatches held, those running
+        now and the runs missed so far (per type), and the next scheduled change.
+        See [`DispatcherStatus`][frequenz.dispatch.DispatcherStatus].
+        """
+        return self._bg_service.status
+
+    def new_status_receiver(self) -> Receiver[DispatcherStatus]:
+        """Return a receiver of status changes, for health reporting.
+
+        The receiver first gets the current status, then a new snapshot whenever
+        something in it changed. Snapshots never pile up: changes are published
+        at most once per event-loop iteration and a receiver keeps only the
+        latest one not yet consumed, so a consumer that reads once a minute gets
+        the newest status, not a minute of history.
+
+        This is the thing to wire into a readiness or liveness probe: `ready`
+        says whether a state to act on is held (from the service or the offline
+        cache), `is_healthy(now, max_offline)` whether it is also not cut off from
+        the service for too long.
+
+        Example: A readiness and liveness probe
+            ```python
+            from datetime import datetime, timedelta, timezone
+
+            from frequenz.dispatch import Dispatcher
+
+            async def report_health(dispatcher: Dispatcher, probe) -> None:
+                async for status in dispatcher.new_status_receiver():
+                    probe.ready = status.ready
+                    probe.alive = status.is_healthy(
+                        datetime.now(timezone.utc), max_offline=timedelta(minutes=10)
+                    )
+                    if not status.connected:
+                        print(f"dispatch service unreachable: {status.last_error}")
+            ```
+
+        Returns:
+            A receiver that keeps only the latest status.
+        """
+        return self._bg_service.new_status_receiver()
 
     @property
     def client(self) -> DispatchClient:
