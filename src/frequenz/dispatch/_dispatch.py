@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from frequenz.client.dispatch.recurrence import Frequency
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
 
 from ._clock import wall_clock
@@ -22,6 +23,16 @@ if TYPE_CHECKING:
 
 _BASE_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BaseDispatch))
 _ZERO: Final = timedelta(0)
+_TICK: Final = timedelta(microseconds=1)
+"""The resolution of datetimes: `t + _TICK` is the first instant after `t`."""
+_STEP: Final = {
+    Frequency.MINUTELY: timedelta(minutes=1),
+    Frequency.HOURLY: timedelta(hours=1),
+    Frequency.DAILY: timedelta(days=1),
+    Frequency.WEEKLY: timedelta(weeks=1),
+}
+_MAX_COUNTED: Final = 100_000
+"""The most runs of a calendar rule counted one by one in one catch-up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +210,10 @@ class Dispatch(BaseDispatch):
 
         Returns:
             The next window start or end strictly after `when`, or None if the
-                running state never changes again.
+                running state never changes again. A zero-duration run starts and
+                ends at the same instant, which is returned once.
         """
         if self.deleted or not self.active:
-            return None
-        if self.duration is not None and self.duration <= _ZERO:
-            # Empty windows never contain any instant: nothing ever starts.
             return None
         window = self.window_at(when)
         if window is not None and window.end is None:
@@ -215,6 +224,84 @@ class Dispatch(BaseDispatch):
         if next_start is None or (window.end is not None and window.end < next_start):
             return window.end
         return next_start
+
+    def closed_windows(self, after: datetime, now: datetime) -> list[Window]:
+        """Return the windows that start at or after `after` and end by `now`.
+
+        For the library's internal use (the schedule calls it with `after` no more
+        than its on-time tolerance before `now`, which bounds the list: runs start
+        on whole seconds, so a one-second span holds at most two).
+
+        Args:
+            after: The earliest start (included).
+            now: The instant by which the windows have ended (included).
+
+        Returns:
+            The windows, in order.
+        """
+        duration = self.duration
+        if self.deleted or not self.active or duration is None:
+            return []
+        closed: list[Window] = []
+        for start in self._occurrences.iter_from(after):
+            if start > now or start + duration > now:
+                break
+            closed.append(Window(start, start + duration))
+        return closed
+
+    def closed_runs_between(
+        self, after: datetime, before: datetime, now: datetime
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """Count the runs that start in `(after, before)` and end by `now`.
+
+        For the library's internal use (the schedule counts missed runs with it).
+        The count does not iterate over the runs, so a long gap costs no more
+        than a short one.
+
+        Args:
+            after: Runs must start strictly after this.
+            before: Runs must start strictly before this.
+            now: Runs must have ended by this (included).
+
+        Returns:
+            The number of runs, the first one's start and the last one's start
+                (both None when there is none).
+        """
+        duration = self.duration
+        if self.deleted or not self.active or duration is None:
+            return 0, None, None
+        lower = after + _TICK
+        upper = min(before, now - duration + _TICK)
+        if upper <= lower:
+            return 0, None, None
+        occurrences = self._occurrences
+        first = occurrences.next_at_or_after(lower)
+        last = occurrences.latest_at_or_before(upper - _TICK)
+        if first is None or last is None or last < first:
+            return 0, None, None
+        return self._count_from_to(first, last), first, last
+
+    def _count_from_to(self, first: datetime, last: datetime) -> int:
+        """Count the runs from the run `first` to the run `last`, both included."""
+        rule = self.recurrence
+        step = _STEP.get(rule.frequency)
+        if step is not None and not (
+            rule.byminutes
+            or rule.byhours
+            or rule.byweekdays
+            or rule.bymonthdays
+            or rule.bymonths
+        ):
+            # A fixed period: the runs are evenly spaced, count by division.
+            return (last - first) // (step * rule.interval) + 1
+        # Calendar rules (by-fields, months, years): walk, but at most a bounded
+        # number of runs; beyond it the count is a lower bound (logged as such).
+        count = 0
+        for start in self._occurrences.iter_from(first):
+            if start > last or count >= _MAX_COUNTED:
+                break
+            count += 1
+        return count
 
     @property
     def _occurrences(self) -> Occurrences:
