@@ -809,7 +809,7 @@ async def test_a_naive_datetime_is_logged_and_skipped(
         ]
 
 
-async def test_an_unreadable_new_version_is_skipped_alike_on_the_stream_and_in_a_resync(
+async def test_an_unreadable_new_version_stops_it_alike_on_the_stream_and_in_a_resync(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with observed() as broken, observed() as steady:
@@ -847,12 +847,23 @@ async def test_an_unreadable_new_version_is_skipped_alike_on_the_stream_and_in_a
 
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert sum("dispatch 1 " in text for text in errors) == 2, errors
-        # On the stream: skipped, the dispatch keeps running.
-        assert steady.lifecycle_events() == []
-        assert steady.running_events() == []
-        # After a resync: the same. It was not deleted.
-        assert broken.lifecycle_events() == []
-        assert broken.running_events() == []
+        assert all("field recurrence" in t for t in errors if "Skipping" in t)
+        assert sum("Stopping dispatch 1:" in text for text in errors) == 2, errors
+        # On the stream and after a resync alike: the replaced version is stopped
+        # (fail safe); it was not deleted, so no lifecycle event.
+        for watched in (broken, steady):
+            assert watched.lifecycle_events() == []
+            assert [(int(m.id), m.started) for m in watched.running_events()] == [
+                (1, False)
+            ]
+        # A readable version brings it back.
+        readable = replace(stored, update_time=clock.now(), payload={"v": 3})
+        steady.service.push_event(Event.UPDATED, readable)
+        await settle()
+        assert [lifecycle(e) for e in steady.lifecycle_events()] == [("Updated", 1)]
+        assert [(int(m.id), m.started) for m in steady.running_events()] == [
+            (1, True)
+        ]
 
 
 # Crashing internals

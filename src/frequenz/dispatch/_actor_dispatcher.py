@@ -373,6 +373,8 @@ class ActorDispatcher(BackgroundService):
         )
         self._retry_interval = retry_interval
         self._managed: dict[Hashable, tuple[_ManagedActor, asyncio.Task[None]]] = {}
+        self._identity_of: dict[DispatchId, Hashable] = {}
+        self._identity_failed: set[DispatchId] = set()
 
     @override
     def start(self) -> None:
@@ -382,12 +384,8 @@ class ActorDispatcher(BackgroundService):
 
     async def _run(self) -> None:
         async for dispatch in self._dispatch_rx:
-            try:
-                identity = self._dispatch_identity(dispatch)
-            except Exception:
-                _logger.exception(
-                    "dispatch_identity failed for dispatch %s", dispatch.id
-                )
+            identity = self._identify(dispatch)
+            if identity is None:
                 continue
             managed = self._managed.get(identity)
             if managed is None or managed[0].closed:
@@ -396,6 +394,34 @@ class ActorDispatcher(BackgroundService):
                     continue
                 managed = self._manage(identity)
             managed[0].want(dispatch)
+
+    def _identify(self, dispatch: Dispatch) -> Hashable | None:
+        # `dispatch_identity` is user code: when it raises, the event goes to the
+        # actor the dispatch was last mapped to (so a stop is never lost), or is
+        # skipped if there is none. Only this actor dispatcher is affected.
+        try:
+            identity = self._dispatch_identity(dispatch)
+        except Exception:
+            identity = self._identity_of.get(dispatch.id)
+            if dispatch.id not in self._identity_failed:
+                self._identity_failed.add(dispatch.id)
+                _logger.exception(
+                    "dispatch_identity %r failed for dispatch %s (type %r); %s "
+                    "(logged once per dispatch)",
+                    self._dispatch_identity,
+                    int(dispatch.id),
+                    dispatch.type,
+                    "it is not run"
+                    if identity is None
+                    else f"the event goes to its last actor {identity!r}",
+                )
+            if identity is None:
+                return None
+        if dispatch.started:
+            self._identity_of[dispatch.id] = identity
+        else:
+            self._identity_of.pop(dispatch.id, None)
+        return identity
 
     def _manage(self, identity: Hashable) -> tuple[_ManagedActor, asyncio.Task[None]]:
         actor = _ManagedActor(identity, self._actor_factory, self._retry_interval)

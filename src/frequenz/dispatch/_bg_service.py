@@ -248,11 +248,14 @@ class DispatchScheduler(BackgroundService):
         Args:
             dispatches: Every dispatch of the microgrid that could be read.
             unreadable: Ids of listed dispatches that could not be read; the
-                version held of them (if any) is kept, as the stream would.
+                version held of them (if any) is kept but stopped (fail safe),
+                as the stream would.
         """
         now = self._advance()
         listed = {dispatch.id for dispatch in dispatches} | unreadable
         self._schedule.forget_deletions()
+        for dispatch_id in unreadable:
+            self._suspend(dispatch_id, None)
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.
         for dispatch in dispatches:
@@ -285,7 +288,36 @@ class DispatchScheduler(BackgroundService):
             _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
         self._rearm.set()
 
+    def apply_unreadable(
+        self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
+    ) -> None:
+        """Apply a stream event whose dispatch cannot be read (already logged).
+
+        A delete removes the id. A new version of a held dispatch stops it until a
+        readable version arrives: the library never keeps acting on a version the
+        service replaced.
+
+        Args:
+            event: What happened.
+            dispatch_id: The dispatch's id.
+            update_time: The unreadable version's update time, if readable.
+        """
+        self._advance()
+        if event is Event.DELETED:
+            self._remove(dispatch_id, None)
+        else:
+            self._suspend(dispatch_id, update_time)
+        self._rearm.set()
+
     # Internals
+
+    def _suspend(self, dispatch_id: DispatchId, update_time: datetime | None) -> None:
+        if self._schedule.suspend(dispatch_id, update_time):
+            _logger.error(
+                "Stopping dispatch %s: its new version cannot be read (see the "
+                "error above); it stays stopped until a readable version arrives",
+                int(dispatch_id),
+            )
 
     def _advance(self) -> datetime:
         now = self._clock()

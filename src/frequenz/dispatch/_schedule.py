@@ -273,10 +273,11 @@ class Schedule:
                 be read; a version older than the one held is ignored.
 
         Returns:
-            Whether a held dispatch was suspended.
+            Whether a held dispatch was suspended (False if it is not held, was
+                already suspended, or the unreadable version is older).
         """
         entry = self._entries.get(dispatch_id)
-        if entry is None or (
+        if entry is None or entry.suspended or (
             update_time is not None and update_time < entry.dispatch.update_time
         ):
             return False
