@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
 
-from frequenz.client.dispatch.recurrence import Frequency
+from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
 
 from ._clock import wall_clock
@@ -21,18 +21,17 @@ from ._recurrence import Occurrences
 if TYPE_CHECKING:
     from ._deprecated import RunningState
 
+_NO_RUNS: Final = Occurrences(
+    datetime(2000, 1, 1, tzinfo=timezone.utc),
+    RecurrenceRule(
+        frequency=Frequency.YEARLY, interval=1, bymonths=[2], bymonthdays=[31]
+    ),
+)
+"""An empty set of runs (31 February), for a dispatch that cannot be read."""
 _BASE_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BaseDispatch))
 _ZERO: Final = timedelta(0)
 _TICK: Final = timedelta(microseconds=1)
 """The resolution of datetimes: `t + _TICK` is the first instant after `t`."""
-_STEP: Final = {
-    Frequency.MINUTELY: timedelta(minutes=1),
-    Frequency.HOURLY: timedelta(hours=1),
-    Frequency.DAILY: timedelta(days=1),
-    Frequency.WEEKLY: timedelta(weeks=1),
-}
-_MAX_COUNTED: Final = 100_000
-"""The most runs of a calendar rule counted one by one in one catch-up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,45 +278,24 @@ class Dispatch(BaseDispatch):
         last = occurrences.latest_at_or_before(upper - _TICK)
         if first is None or last is None or last < first:
             return 0, None, None
-        return self._count_from_to(first, last), first, last
-
-    def _count_from_to(self, first: datetime, last: datetime) -> int:
-        """Count the runs from the run `first` to the run `last`, both included."""
-        rule = self.recurrence
-        step = _STEP.get(rule.frequency)
-        if step is not None and not (
-            rule.byminutes
-            or rule.byhours
-            or rule.byweekdays
-            or rule.bymonthdays
-            or rule.bymonths
-        ):
-            # A fixed period: the runs are evenly spaced, count by division.
-            return (last - first) // (step * rule.interval) + 1
-        # Calendar rules (by-fields, months, years): walk, but at most a bounded
-        # number of runs; beyond it the count is a lower bound (logged as such).
-        count = 0
-        for start in self._occurrences.iter_from(first):
-            if start > last or count >= _MAX_COUNTED:
-                break
-            count += 1
-        return count
+        return occurrences.count_between(first, last + _TICK), first, last
 
     @property
     def _occurrences(self) -> Occurrences:
         """The start times of this dispatch's runs.
 
         A dispatch without duration runs once, from `start_time` on, whatever its
-        recurrence rule says.
-
-        Raises:
-            ValueError: If the start time or the recurrence rule cannot be
-                interpreted; the message names the field.
+        recurrence rule says. One whose start time or rule cannot be interpreted
+        never runs, so that no property raises for it; `validate` reports why.
         """
         cached: Occurrences | None = self.__dict__.get("_occurrences_cache")
         if cached is None:
             rule = None if self.duration is None else self.recurrence
-            cached = Occurrences(self.start_time, rule)
+            try:
+                cached = Occurrences(self.start_time, rule)
+            except (ValueError, TypeError, OverflowError) as error:
+                object.__setattr__(self, "_occurrences_error", error)
+                cached = _NO_RUNS
             object.__setattr__(self, "_occurrences_cache", cached)
         return cached
 
@@ -325,18 +303,21 @@ class Dispatch(BaseDispatch):
         """Check that this dispatch can be scheduled.
 
         For the library's internal use (the schedule calls it); not part of the
-        documented API.
+        documented API. A rule that never produces a run is valid.
 
         Raises:
-            ValueError: If a field cannot be interpreted (naive datetime, impossible
-                or malformed recurrence rule, negative duration); the message names
+            ValueError: If a field cannot be interpreted (naive datetime,
+                malformed recurrence rule, negative duration); the message names
                 the dispatch and the field.
         """
-        try:
-            if self.duration is not None and self.duration < _ZERO:
-                raise ValueError(f"duration must not be negative, got {self.duration}")
-            _ = self._occurrences
-        except (ValueError, TypeError, OverflowError) as error:
+        if self.duration is not None and self.duration < _ZERO:
+            raise ValueError(
+                f"dispatch {int(self.id)}: duration must not be negative, "
+                f"got {self.duration}"
+            )
+        _ = self._occurrences
+        error = self.__dict__.get("_occurrences_error")
+        if error is not None:
             raise ValueError(f"dispatch {int(self.id)}: {error}") from error
 
     def running(self, type_: str) -> RunningState:

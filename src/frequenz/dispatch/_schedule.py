@@ -277,8 +277,10 @@ class Schedule:
                 already suspended, or the unreadable version is older).
         """
         entry = self._entries.get(dispatch_id)
-        if entry is None or entry.suspended or (
-            update_time is not None and update_time < entry.dispatch.update_time
+        if (
+            entry is None
+            or entry.suspended
+            or (update_time is not None and update_time < entry.dispatch.update_time)
         ):
             return False
         self._suspend(entry)
