@@ -182,15 +182,31 @@ class _ManagedActor:
         self._updates: UnboundedReceiver[DispatchInfo] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._actor_died = False
+        self._switch: Dispatch | None = None
+        self._retrying = False
         self.closed = False
         """Whether this manager is done; events must go to a new one."""
 
     def want(self, dispatch: Dispatch) -> None:
         """Make `dispatch` the state to reach.
 
+        A start that is followed by a stop before it was handled still runs
+        first: that is a switch (a zero-duration dispatch), which starts and
+        stops at once, and its factory must see it.
+
         Args:
             dispatch: The latest running-state event for this identity.
         """
+        pending = self._desired
+        if (
+            not dispatch.started
+            and self._changed.is_set()
+            and pending is not None
+            and pending.started
+            and self._actor is None
+            and not self._retrying
+        ):
+            self._switch = pending
         self._desired = dispatch
         self._changed.set()
 
@@ -202,8 +218,12 @@ class _ManagedActor:
                 await self._wait_for_change(retry_in)
                 self._changed.clear()
                 retry_in = None
+                self._retrying = False
                 desired = self._desired
                 assert desired is not None
+                switch, self._switch = self._switch, None
+                if switch is not None and not desired.started:
+                    await self._start_actor(switch)
                 if not desired.started:
                     await self._stop_actor("Dispatch stopped")
                     if self._changed.is_set():
@@ -220,6 +240,9 @@ class _ManagedActor:
                     retry_in = self._retry_interval
                 elif not await self._start_actor(desired):
                     retry_in = self._retry_interval
+                if retry_in is not None:
+                    # A stop now replaces the retry: nothing is started for it.
+                    self._retrying = True
         finally:
             await self._stop_actor("Actor dispatcher stopped")
 

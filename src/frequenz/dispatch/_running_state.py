@@ -72,7 +72,8 @@ class MergeTracker:
         if not message.started:
             if old_identity is not None:
                 yield from self._leave(old_identity, message)
-            elif self._filter(MappingProxyType({}), message):
+            elif self._filter(MappingProxyType({}), message) is not False:
+                # A stop whose filter raised goes through: never lose a stop.
                 yield message
             return
 
