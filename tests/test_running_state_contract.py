@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Hashable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from frequenz.api.dispatch.v1.dispatch_pb2 import StreamMicrogridDispatchesResponse
@@ -261,7 +261,7 @@ async def test_switches_in_a_catch_up_are_missed_runs(
 class _Recorder(Actor):
     """An actor that records what happened to it."""
 
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
 
     def __init__(self, info: DispatchInfo, updates: Receiver[DispatchInfo]) -> None:
         super().__init__(name=f"recorder-{info.options.get('n')}")
@@ -540,8 +540,10 @@ async def test_a_raising_dispatch_identity_affects_only_its_actor_dispatcher(
         await settle()
     # The healthy one ran both; the faulty one ran (and stopped) the good one.
     assert sorted(_Recorder.log) == sorted(
-        ["created good", "created bad", "created good"]
-        + ["stopped good", "stopped bad", "stopped good"]
+        [
+            *("created good", "created bad", "created good"),
+            *("stopped good", "stopped bad", "stopped good"),
+        ]
     )
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert sum(f"dispatch {int(bad.id)} " in t for t in lines) == 1, lines
