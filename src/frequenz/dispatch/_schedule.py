@@ -92,6 +92,32 @@ def _reconfigures(old: Dispatch, new: Dispatch) -> bool:
     )
 
 
+class _MissedRuns:
+    """The log message of one catch-up: a line per dispatch, built when logged."""
+
+    __slots__ = ("_missed", "_now")
+
+    def __init__(
+        self, now: datetime, missed: list[tuple[int, str, int, datetime, datetime]]
+    ) -> None:
+        self._now = now
+        self._missed = missed
+
+    def __str__(self) -> str:
+        total = sum(count for _, _, count, _, _ in self._missed)
+        lines = [
+            f"Missed {total} run(s) of {len(self._missed)} dispatch(es): they ended "
+            f"before the process got to them at {self._now.isoformat()} (it was "
+            "suspended or blocked, or the wall clock jumped)"
+        ]
+        lines.extend(
+            f"  dispatch {dispatch_id} (type {dispatch_type!r}): {count} run(s) "
+            f"missed, from {first.isoformat()} to {last.isoformat()}"
+            for dispatch_id, dispatch_type, count, first, last in self._missed
+        )
+        return "\n".join(lines)
+
+
 class _HeapItem(NamedTuple):
     """One scheduled instant; items compare field by field, in this order."""
 
@@ -140,6 +166,7 @@ class Schedule:
         self._running: dict[str, dict[DispatchId, Dispatch]] = {}
         self._now: datetime | None = None
         self._missed: dict[str, int] = {}
+        self._catch_up: list[tuple[int, str, int, datetime, datetime]] = []
 
     def __len__(self) -> int:
         """Return the number of dispatches held."""
@@ -353,6 +380,11 @@ class Schedule:
             return
         with gc_paused():
             self._advance(now)
+        if self._catch_up:
+            # One record per catch-up, one line per dispatch in it: a week-long
+            # suspend with thousands of dispatches must not cost a log call each.
+            _logger.warning("%s", _MissedRuns(now, self._catch_up))
+            self._catch_up = []
 
     def _observe(self, now: datetime) -> datetime:
         # Returns the instant to evaluate at: `now`, unless the clock went back
@@ -432,17 +464,8 @@ class Schedule:
         if not count:
             return
         self._missed[dispatch.type] = self._missed.get(dispatch.type, 0) + count
-        _logger.warning(
-            "Dispatch %s (type %r): %d run(s) missed, starting from %s to %s: "
-            "the process got to them at %s, after they had ended (suspended, "
-            "blocked, or the wall clock jumped)",
-            int(dispatch.id),
-            dispatch.type,
-            count,
-            first,
-            last,
-            now,
-        )
+        assert first is not None and last is not None
+        self._catch_up.append((int(dispatch.id), dispatch.type, count, first, last))
 
     def _send(self, entry: _Entry, window: Window | None) -> None:
         dispatch = entry.dispatch
