@@ -1,10 +1,12 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""Shared test setup: the fake event loop and clock of `frequenz.dispatch.testing`.
+"""Shared test setup: the test kit `frequenz.dispatch.testing`, as a plugin.
 
-Unit tests run on the test kit's `EventLoop` (async-solipsism's, where sleeping
-takes no real time) and the `clock` fixture is the kit's `FakeClock`: the
+The kit's pytest plugin is loaded as a user's project would load it: `addopts`
+in pyproject.toml has `-p frequenz.dispatch.testing`. Unit
+tests run on the test kit's `EventLoop` (async-solipsism's, where sleeping takes
+no real time) and the `clock` fixture is the kit's `dispatch_clock`: the
 scheduler reads it as its injectable clock, and the wall clock (`datetime.now()`)
 follows it. A test of a year-long recurrence thus runs in milliseconds, and a test
 waiting for an event that never comes fails at once (the loop raises
@@ -30,6 +32,8 @@ from frequenz.dispatch.testing import EventLoop, FakeClock
 from .helpers import MICROGRID, ApiClientFactory
 
 REAL_LOOP_FOLDERS = {"integration", "local_service"}
+REAL_LOOP_FIXTURES = {"local_dispatch_service", "local_dispatcher"}
+"""The kit's fixtures that talk real gRPC (the kit's own plugin knows them too)."""
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 """When every fake-clock test starts: a Monday, noon UTC."""
@@ -38,18 +42,28 @@ START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Run unit tests on the fake event loop, real-network tests on a real one."""
+    """Run unit tests on the fake event loop, real-network tests on a real one.
+
+    The project's own rule, by folder; it takes precedence over the plugin's
+    (which picks by the kit's fixtures a test uses).
+    """
     del config
-    if REAL_LOOP_FOLDERS & set(item.path.parts):
+    uses = set(getattr(item, "fixturenames", ()))
+    if REAL_LOOP_FOLDERS & set(item.path.parts) or uses & REAL_LOOP_FIXTURES:
         return {"real_loop": asyncio.new_event_loop}
     return {"solipsism": EventLoop}
 
 
 @pytest.fixture
-async def clock() -> AsyncIterator[FakeClock]:
-    """The test kit's clock, started at START; the wall clock follows it."""
-    with FakeClock(START) as fake:
-        yield fake
+def dispatch_start() -> datetime:
+    """Start the kit's `dispatch_clock` at START."""
+    return START
+
+
+@pytest.fixture
+def clock(dispatch_clock: FakeClock) -> FakeClock:
+    """The kit's `dispatch_clock` (at START), under the name the tests use."""
+    return dispatch_clock
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ from frequenz.dispatch import ActorDispatcher, Dispatch, DispatchInfo, MergeByTy
 from frequenz.dispatch._actor_dispatcher import _ManagedActor
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._dispatch import Window
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .helpers import MICROGRID, create, make_dispatch, settle
+from .helpers import MICROGRID, create, make_dispatch
 
 # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
 pytestmark = pytest.mark.filterwarnings(

@@ -31,9 +31,9 @@ from frequenz.dispatch import (
     MergeByType,
     Updated,
 )
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .helpers import ApiClientFactory, create, drain, make_dispatch, settle
+from .helpers import ApiClientFactory, create, drain, make_dispatch
 from .test_actor_dispatcher import Factory
 
 URL = "grpc://dispatch.example.com:50051"

@@ -25,19 +25,10 @@ from frequenz.dispatch import (
     MergeStrategy,
 )
 from frequenz.dispatch._bg_service import DispatchScheduler
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, Recorder, settle
 
 from .conftest import START
-from .helpers import (
-    ApiClientFactory,
-    Collector,
-    create,
-    delete,
-    drain,
-    make_dispatch,
-    settle,
-    update,
-)
+from .helpers import ApiClientFactory, create, delete, drain, make_dispatch, update
 
 MINUTE = timedelta(minutes=1)
 
@@ -61,7 +52,7 @@ async def test_merge_by_type_holds_back_the_stop_while_another_runs(
 async def test_when_the_current_dispatch_ends_the_one_still_running_is_resent(
     clock: FakeClock, client: FakeClient, scheduler: DispatchScheduler
 ) -> None:
-    receiver = Collector(
+    receiver = Recorder(
         scheduler.new_running_state_event_receiver("TEST", merge_strategy=MergeByType())
     )
     long = await create(
@@ -182,12 +173,12 @@ class OnlyStarts(MergeStrategy):
 async def test_user_subclasses_decide_identity_and_filtering(
     clock: FakeClock, client: FakeClient, scheduler: DispatchScheduler
 ) -> None:
-    by_group = Collector(
+    by_group = Recorder(
         scheduler.new_running_state_event_receiver(
             "TEST", merge_strategy=MergeByGroup()
         )
     )
-    only_starts = Collector(
+    only_starts = Recorder(
         scheduler.new_running_state_event_receiver("TEST", merge_strategy=OnlyStarts())
     )
     a1 = await create(
@@ -257,7 +248,7 @@ async def test_a_live_and_a_dry_run_twin_each_get_their_own_start_and_stop(
     scheduler: DispatchScheduler,
     strategy: MergeStrategy,
 ) -> None:
-    receiver = Collector(
+    receiver = Recorder(
         scheduler.new_running_state_event_receiver("TEST", merge_strategy=strategy)
     )
     # Whichever arrives first, neither may swallow the other.

@@ -29,10 +29,10 @@ from frequenz.dispatch import Dispatch, Dispatcher, DispatchInfo
 from frequenz.dispatch._actor_dispatcher import ActorDispatcher, DispatchActorId
 from frequenz.dispatch._bg_service import DispatchScheduler, MergeStrategy
 from frequenz.dispatch._merge_strategies import MergeByType, MergeByTypeTarget
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, Recorder
 
 from .conftest import START
-from .helpers import MICROGRID, ApiClientFactory, Collector, create, make_dispatch
+from .helpers import MICROGRID, ApiClientFactory, create, make_dispatch
 
 pytestmark = pytest.mark.filterwarnings(
     # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
@@ -152,7 +152,7 @@ class ByPayloadGroupInt(MergeByType):
 async def test_user_identities_as_actor_id_or_int_both_merge(
     clock: FakeClock, client: FakeClient, scheduler: DispatchScheduler, strategy: Any
 ) -> None:
-    receiver = Collector(
+    receiver = Recorder(
         scheduler.new_running_state_event_receiver("TEST", merge_strategy=strategy)
     )
     first = await create(
@@ -311,20 +311,10 @@ async def asyncio_sleep0() -> None:
 
 
 def test_dispatcher_constructor_arguments_are_those_of_1_0_4() -> None:
-    # Ours may add keyword-only options (clock, cache, ...); 1.0.4's must all be
-    # there, in the same order and kind.
+    # 1.0.4's arguments, in its order; ours may add optional keyword-only ones
+    # after them (`clock`, `client`, the cache options), which 1.0.x code never passes.
     ours = params(Dispatcher.__init__)
-    names_1_0_4 = {
-        "microgrid_id",
-        "server_url",
-        "key",
-        "auth_key",
-        "sign_secret",
-        "call_timeout",
-        "stream_timeout",
-    }
-    assert all(kind == "KEYWORD_ONLY" for _, kind in ours)
-    assert [p for p in ours if p[0] in names_1_0_4] == [
+    assert ours[:7] == [
         ("microgrid_id", "KEYWORD_ONLY"),
         ("server_url", "KEYWORD_ONLY"),
         ("key", "KEYWORD_ONLY"),
@@ -333,6 +323,9 @@ def test_dispatcher_constructor_arguments_are_those_of_1_0_4() -> None:
         ("call_timeout", "KEYWORD_ONLY"),
         ("stream_timeout", "KEYWORD_ONLY"),
     ]
+    extra = list(inspect.signature(Dispatcher.__init__).parameters.values())[8:]
+    assert {"clock", "client", "cache_file"} <= {p.name for p in extra}
+    assert all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in extra)
 
 
 async def test_dispatcher_auth_key_and_sign_secret_reach_the_client(

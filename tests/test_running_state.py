@@ -16,10 +16,10 @@ from frequenz.client.dispatch.types import TargetIds
 
 from frequenz.dispatch import Dispatch
 from frequenz.dispatch._bg_service import DispatchScheduler
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
 from .conftest import START
-from .helpers import create, delete, drain, make_dispatch, settle, update
+from .helpers import create, delete, drain, make_dispatch, update
 
 MINUTE = timedelta(minutes=1)
 

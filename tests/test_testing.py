@@ -13,10 +13,10 @@ from async_solipsism.exceptions import SleepForeverError
 from frequenz.client.dispatch.test.client import FakeClient
 
 from frequenz.dispatch._bg_service import DispatchScheduler
-from frequenz.dispatch.testing import EventLoop, FakeClock
+from frequenz.dispatch.testing import EventLoop, FakeClock, settle
 
 from .conftest import START
-from .helpers import MICROGRID, create, settle
+from .helpers import MICROGRID, create
 
 MINUTE = timedelta(minutes=1)
 

@@ -14,6 +14,8 @@ A small overview of the most important classes in this module:
   [Deleted][frequenz.dispatch.Deleted]: Dispatch event types.
 * [MergeByType][frequenz.dispatch.MergeByType],
   [MergeByTypeTarget][frequenz.dispatch.MergeByTypeTarget]: Merge strategies.
+* [DispatcherStatus][frequenz.dispatch.DispatcherStatus]: The dispatcher's
+  health (`Dispatcher.status`, `Dispatcher.new_status_receiver()`).
 * [DispatchActorId][frequenz.dispatch.DispatchActorId]: The identity of the actor
   a dispatch maps to (also importable from `frequenz.dispatch._actor_dispatcher`).
 """
@@ -26,6 +28,7 @@ from ._dispatch import Dispatch
 from ._dispatcher import Dispatcher
 from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeByType, MergeByTypeTarget, MergeStrategy
+from ._status import DispatcherStatus, StateSource
 
 __all__ = [
     "ActorDispatcher",
@@ -36,9 +39,11 @@ __all__ = [
     "DispatchEvent",
     "DispatchInfo",
     "Dispatcher",
+    "DispatcherStatus",
     "MergeByType",
     "MergeByTypeTarget",
     "MergeStrategy",
+    "StateSource",
     "Updated",
 ]
 

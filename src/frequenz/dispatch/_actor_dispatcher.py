@@ -339,16 +339,99 @@ class ActorDispatcher(BackgroundService):
     Example usage:
 
     ```python
-    from frequenz.dispatch import ActorDispatcher, Dispatcher, DispatchInfo
+    import os
+    import asyncio
+    from typing import override
+    from frequenz.dispatch import Dispatcher, ActorDispatcher, DispatchInfo
+    from frequenz.client.dispatch.types import TargetComponents
+    from frequenz.client.common.microgrid.electrical_components import (
+        ElectricalComponentCategory as ComponentCategory,
+    )
+    from frequenz.channels import Receiver, Broadcast, select, selected_from
+    from frequenz.sdk.actor import Actor, run
 
-    async def run(dispatcher: Dispatcher, make_actor) -> None:
-        receiver = await dispatcher.new_running_state_event_receiver("EXAMPLE_TYPE")
-        managing_actor = ActorDispatcher(
-            actor_factory=make_actor,  # async (DispatchInfo, Receiver) -> Actor
-            running_status_receiver=receiver,
-        )
-        async with managing_actor:
-            await managing_actor
+    class MyActor(Actor):
+        def __init__(
+                self,
+                *,
+                name: str | None = None,
+        ) -> None:
+            super().__init__(name=name)
+            self._dispatch_updates_receiver: Receiver[DispatchInfo] | None = None
+            self._dry_run: bool = False
+            self._options: dict[str, Any] = {}
+
+        @classmethod
+        def new_with_dispatch(
+                cls,
+                initial_dispatch: DispatchInfo,
+                dispatch_updates_receiver: Receiver[DispatchInfo],
+                *,
+                name: str | None = None,
+        ) -> "Self":
+            self = cls(name=name)
+            self._dispatch_updates_receiver = dispatch_updates_receiver
+            self._update_dispatch_information(initial_dispatch)
+            return self
+
+        @override
+        async def _run(self) -> None:
+            other_recv: Receiver[Any] = ...
+
+            if self._dispatch_updates_receiver is None:
+                async for msg in other_recv:
+                    # do stuff
+                    ...
+            else:
+                await self._run_with_dispatch(other_recv)
+
+        async def _run_with_dispatch(self, other_recv: Receiver[Any]) -> None:
+            async for selected in select(self._dispatch_updates_receiver, other_recv):
+                if selected_from(selected, self._dispatch_updates_receiver):
+                    self._update_dispatch_information(selected.message)
+                elif selected_from(selected, other_recv):
+                    # do stuff
+                    ...
+                else:
+                    assert False, f"Unexpected selected receiver: {selected}"
+
+        def _update_dispatch_information(self, dispatch_update: DispatchInfo) -> None:
+            print("Received update:", dispatch_update)
+            self._dry_run = dispatch_update.dry_run
+            self._options = dispatch_update.options
+            match dispatch_update.components:
+                case []:
+                    print("Dispatch: Using all components")
+                case list() as ids if isinstance(ids[0], int):
+                    component_ids = ids
+                case [ComponentCategory.BATTERY, *_]:
+                    component_category = ComponentCategory.BATTERY
+                case unsupported:
+                    print(
+                        "Dispatch: Requested an unsupported selector %r, "
+                        "but only component IDs or category BATTERY are supported.",
+                        unsupported,
+                    )
+
+    async def main():
+        url = os.getenv("DISPATCH_API_URL", "grpc://fz-0004.frequenz.io:50051")
+        key  = os.getenv("DISPATCH_API_KEY", "some-key")
+
+        microgrid_id = 1
+
+        async with Dispatcher(
+            microgrid_id=microgrid_id,
+            server_url=url,
+            key=key
+        ) as dispatcher:
+            status_receiver = dispatcher.new_running_state_event_receiver("EXAMPLE_TYPE")
+
+            managing_actor = ActorDispatcher(
+                actor_factory=MyActor.new_with_dispatch,
+                running_status_receiver=status_receiver,
+            )
+
+            await run(managing_actor)
     ```
     """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
 from ._api import DispatchApi
+from ._cache._link import CacheLink, check_cache_options
 from ._clock import Clock, wall_clock
 from ._delivery import Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
@@ -26,6 +28,13 @@ from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
 from ._schedule import Change, Schedule
+from ._status import (
+    DispatcherStatus,
+    LatestStatusReceiver,
+    ScheduleFacts,
+    StateSource,
+)
+from ._status import StatusRecorder as _StatusRecorder
 from ._sync import DEFAULT_BACKOFF, Backoff, DispatchSync
 
 __all__ = ["DispatchScheduler", "MergeStrategy"]
@@ -66,6 +75,9 @@ class DispatchScheduler(BackgroundService):
         name: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Clock = wall_clock,
+        cache_file: str | os.PathLike[str] | None = None,
+        require_service: bool = False,
+        cache_max_age: timedelta | None = None,
     ) -> None:
         """Initialize the scheduler.
 
@@ -77,9 +89,18 @@ class DispatchScheduler(BackgroundService):
             backoff: Delays between attempts to reach the service.
             clock: Where "now" is read, by default the system's UTC wall clock;
                 tests pass `frequenz.dispatch.testing.FakeClock.now`.
+            cache_file: A file to keep the dispatches in, so that the schedule
+                runs from it at start-up while the service is unreachable. None
+                (the default) keeps no cache.
+            require_service: Wait for the first sync with the service even when
+                a cache was loaded.
+            cache_max_age: Do not start from a cache whose last full sync is
+                older than this; None accepts any age.
 
         Raises:
-            TypeError: If `microgrid_id` is not an int or `MicrogridId`.
+            TypeError: If `microgrid_id` is not an int or `MicrogridId`, or a
+                cache argument has the wrong type.
+            ValueError: If `cache_max_age` is not positive.
         """
         super().__init__(name=name)
         if isinstance(microgrid_id, bool) or not isinstance(
@@ -94,9 +115,26 @@ class DispatchScheduler(BackgroundService):
         self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
-        self._sync = DispatchSync(self._microgrid_id, client, self, backoff=backoff)
+        # status: the bookkeeping behind `status`, fed by the sync and the timer.
+        self._status = _StatusRecorder(
+            int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._sync = DispatchSync(
+            self._microgrid_id, client, self, backoff=backoff, status=self._status
+        )
         self._initialized = asyncio.Event()
         self._rearm = asyncio.Event()
+        # Offline cache (issue 12): None without `cache_file`.
+        cache_path = check_cache_options(cache_file, require_service, cache_max_age)
+        self._require_service = require_service
+        self._cache = (
+            None
+            if cache_path is None
+            else CacheLink(
+                cache_path, self._microgrid_id, max_age=cache_max_age, clock=clock
+            )
+        )
+        self._serving_from_cache = False
 
     @property
     def microgrid_id(self) -> MicrogridId:
@@ -108,12 +146,31 @@ class DispatchScheduler(BackgroundService):
         """How many full lists from the service were reconciled so far."""
         return self._sync.resyncs
 
+    @property
+    def status(self) -> DispatcherStatus:
+        """The scheduler's health now, as an immutable snapshot.
+
+        See `Dispatcher.status`.
+        """
+        return self._status.snapshot()
+
+    def new_status_receiver(self) -> Receiver[DispatcherStatus]:
+        """Return a receiver of status changes that keeps only the latest one.
+
+        See `Dispatcher.new_status_receiver`.
+
+        Returns:
+            A receiver that first gets the current status.
+        """
+        receiver: LatestStatusReceiver = self._status.new_receiver()
+        return receiver
+
     @override
     def start(self) -> None:
         """Start syncing and scheduling; does nothing if already running."""
         if self.is_running:
             return
-        self._tasks.add(asyncio.create_task(self._supervise("sync", self._sync.run)))
+        self._tasks.add(asyncio.create_task(self._supervise("sync", self._run_sync)))
         self._tasks.add(asyncio.create_task(self._supervise("timer", self._run_timer)))
 
     @override
@@ -128,9 +185,16 @@ class DispatchScheduler(BackgroundService):
         finally:
             self._lifecycle.close_all()
             self._running_state.close_all()
+            self._status.on_disconnected(None)  # status: stopped, not an error
+            self._status.close()
+            if self._cache is not None:
+                self._cache.close()
 
     async def wait_for_initialization(self, timeout: timedelta | None = None) -> None:
         """Wait until the first full sync with the service is done.
+
+        With a `cache_file` holding a usable cache (and `require_service` not
+        set), this returns as soon as the cache is loaded into the schedule.
 
         While the service is unreachable this keeps waiting (the failures are
         logged and retried with back-off) unless a timeout is given.
@@ -264,6 +328,7 @@ class DispatchScheduler(BackgroundService):
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
         if not self._initialized.is_set():
             _logger.info(
                 "Initial sync of microgrid %s: %d dispatches",
@@ -271,6 +336,7 @@ class DispatchScheduler(BackgroundService):
                 len(self._schedule),
             )
             self._initialized.set()
+        self._cache_after_full_sync()
 
     def apply(self, event: Event, dispatch: Dispatch) -> None:
         """Apply one event from the update stream.
@@ -287,6 +353,61 @@ class DispatchScheduler(BackgroundService):
         else:
             _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
+        self._cache_after_change(dispatch.id)
+
+    # Offline cache (issue 12)
+
+    @property
+    def cache_age(self) -> timedelta | None:
+        """The age of the cache the schedule started from, None if it did not."""
+        loaded = None if self._cache is None else self._cache.loaded
+        return None if loaded is None else loaded.age
+
+    async def _run_sync(self) -> None:
+        self._start_from_cache()
+        await self._sync.run()
+
+    def _start_from_cache(self) -> None:
+        if self._cache is None or (state := self._cache.load()) is None:
+            return
+        # Like a reconcile of the cached list, except that it writes nothing back
+        # and (with `require_service`) leaves the wait for the service alone.
+        now = self._advance()
+        for dispatch in state.dispatches:
+            self._upsert(dispatch, now)
+        self._rearm.set()
+        self._serving_from_cache = True
+        self._status.set_source(StateSource.CACHE)  # status: the state is cached
+        _logger.warning(
+            "Microgrid %s: running the schedule from the dispatch cache (%d"
+            " dispatches, age %s) until the service is reached",
+            int(self._microgrid_id),
+            len(state.dispatches),
+            state.age,
+        )
+        if not self._require_service:
+            self._initialized.set()
+
+    def _cache_after_full_sync(self) -> None:
+        if self._cache is None:
+            return
+        if self._serving_from_cache:
+            self._serving_from_cache = False
+            _logger.info(
+                "Microgrid %s: the schedule from the cache is now reconciled with"
+                " the service",
+                int(self._microgrid_id),
+            )
+        self._cache.synced(
+            dispatch
+            for dispatch_id in self._schedule.ids()
+            if (dispatch := self._schedule.get(dispatch_id)) is not None
+        )
+
+    def _cache_after_change(self, dispatch_id: DispatchId) -> None:
+        if self._cache is not None:
+            self._cache.changed(dispatch_id, self._schedule.get(dispatch_id))
 
     def apply_unreadable(
         self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
@@ -321,7 +442,8 @@ class DispatchScheduler(BackgroundService):
 
     def _advance(self) -> datetime:
         now = self._clock()
-        self._schedule.advance(now)
+        with self._status.due_events():  # status: these events were scheduled
+            self._schedule.advance(now)
         return now
 
     def _upsert(self, dispatch: Dispatch, now: datetime) -> None:
@@ -345,6 +467,14 @@ class DispatchScheduler(BackgroundService):
         for key in (dispatch.type, None):
             for receiver in self._running_state.of(key):
                 receiver.deliver(dispatch)
+        self._status.on_running_state(dispatch)  # status: running counts, lateness
+
+    def _status_facts(self) -> ScheduleFacts:
+        schedule = self._schedule
+        running: dict[str, int] = {}
+        for dispatch in schedule.running(None):
+            running[dispatch.type] = running.get(dispatch.type, 0) + 1
+        return ScheduleFacts(len(schedule), running, schedule.next_due())
 
     async def _run_timer(self) -> None:
         # The one timer of the whole schedule. It sleeps until the earliest change

@@ -48,6 +48,7 @@ from frequenz.client.dispatch.types import DispatchId
 from ._api import DispatchApi, StreamCall
 from ._dispatch import Dispatch
 from ._gc import gc_paused
+from ._status import StatusRecorder
 from ._wire import dispatch_from_protobuf
 
 _logger = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ class DispatchSync:
         target: SyncTarget,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        status: StatusRecorder | None = None,
     ) -> None:
         """Initialize the sync.
 
@@ -160,7 +162,9 @@ class DispatchSync:
                 `call_timeout` and `server_url` are used).
             target: Where the state goes.
             backoff: Delays between connection attempts.
+            status: Told about connections, failures and full syncs.
         """
+        self._status = StatusRecorder() if status is None else status
         self._microgrid_id = microgrid_id
         self._client = client
         self._target = target
@@ -178,7 +182,9 @@ class DispatchSync:
                 await self._connection_cycle()
                 failures = 0
                 _logger.info("Dispatch stream closed by the server; reconnecting")
+                self._status.on_disconnected(None)  # status
             except (grpc.RpcError, OSError, ConnectionError) as error:
+                self._status.on_disconnected(error)  # status
                 # A cycle that synced counts as a fresh start: the back-off grows
                 # only over attempts that never got through.
                 failures = 1 if self.resyncs != resyncs_before else failures + 1
@@ -222,8 +228,10 @@ class DispatchSync:
         reader = asyncio.create_task(_read_stream(call, queue, arrived))
         try:
             await self._wait_until_subscribed(call, reader)
+            listing = self._status.on_listing()  # status
             with gc_paused():
                 self._target.reconcile(*await self._list_all())
+            self._status.on_full_sync(listing)  # status
             self._synced_once = True
             self.resyncs += 1
             while True:

@@ -140,9 +140,29 @@ def _add_serve_command(
     parser.set_defaults(handler=_run_serve)
 
 
+# issue 13 (h-status): `watch` and `timeline` live in frequenz.dispatch._commands;
+# move these two lines to cli.py when the command line moves there.
+def _add_watch_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register `watch`."""
+    from .._commands import add_command
+
+    add_command(subparsers, "watch")
+
+
+def _add_timeline_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register `timeline`."""
+    from .._commands import add_command
+
+    add_command(subparsers, "timeline")
+
+
 _COMMANDS: Sequence[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
-] = (_add_serve_command, add_demo_command)
+] = (_add_serve_command, add_demo_command, _add_watch_command, _add_timeline_command)
 """Functions that register one subcommand each."""
 
 

@@ -10,11 +10,30 @@ gives the lanes and windows themselves.
 
 Example:
     ```python
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
+
+    from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
+    from frequenz.client.dispatch.types import Dispatch, DispatchId, TargetIds
 
     from frequenz.dispatch.timeline import render_timeline
 
-    print(render_timeline(dispatches, now=datetime.now(timezone.utc), hours=24))
+    now = datetime(2026, 5, 1, 10, 0, tzinfo=timezone.utc)
+    nightly_charge = Dispatch(
+        id=DispatchId(1),
+        type="BATTERY_CHARGE",
+        start_time=now.replace(hour=2),
+        duration=timedelta(hours=3),
+        target=TargetIds(7),
+        active=True,
+        dry_run=False,
+        payload={},
+        recurrence=RecurrenceRule(frequency=Frequency.DAILY, interval=1),
+        create_time=now,
+        update_time=now,
+    )
+    chart = render_timeline([nightly_charge], now=now, hours=24, width=80)
+    assert "BATTERY_CHARGE" in chart
+    print(chart)
     ```
 """
 

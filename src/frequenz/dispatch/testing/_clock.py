@@ -1,45 +1,7 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""Tools for testing code that uses this library, in fake time.
-
-[`FakeClock`][frequenz.dispatch.testing.FakeClock] drives time for a test that
-runs on async-solipsism's event loop, where sleeping takes no real time (when
-every task waits, the loop jumps to the next timer). A test of a year-long
-recurrence thus runs in milliseconds, and one waiting for an event that never
-comes fails at once (`SleepForeverError`) instead of hanging.
-
-There are two clocks to keep together, and the kit does it without touching any
-private part of the event loop:
-
-* the scheduler's clock: `FakeClock.now` is an injectable
-  [`Clock`][frequenz.dispatch.testing.Clock] (`DispatchScheduler(...,
-  clock=fake.now)`, `Dispatcher(..., clock=fake.now)`). It derives "now" from the
-  loop's public `time()`, so it is exact at every instant the loop reaches;
-* the wall clock, which `Dispatch.started`, `until`, `next_run` and the client's
-  `FakeClient` (creation and update times) read: it is frozen with time-machine
-  (its public `travel`/`move_to`) and moved to `now()` whenever a timer of the
-  loop fires (with [`EventLoop`][frequenz.dispatch.testing.EventLoop], which only
-  overrides the public `call_at`), whenever `now()` is read, and at every step of
-  `advance`. A dispatch is a plain value users keep, so it reads the wall clock
-  rather than carrying a clock of its own; moving the wall clock keeps it honest.
-
-Example:
-    ```python
-    import asyncio
-    from datetime import datetime, timedelta, timezone
-
-    from frequenz.dispatch.testing import EventLoop, FakeClock
-
-    async def main() -> None:
-        with FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)) as clock:
-            await clock.advance(timedelta(days=365))  # takes milliseconds
-            assert clock.now() == datetime(2027, 1, 5, 12, 0, tzinfo=timezone.utc)
-
-    with asyncio.Runner(loop_factory=EventLoop) as runner:
-        runner.run(main())
-    ```
-"""
+"""The test kit's clock: the fake event loop's time and the wall clock, together."""
 
 from __future__ import annotations
 
@@ -52,13 +14,30 @@ from typing import Any, Self
 import async_solipsism
 import time_machine
 
-from ._clock import Clock, wall_clock
+__all__ = ["MAX_STEP", "EventLoop", "FakeClock", "is_fake_time"]
 
-__all__ = ["Clock", "EventLoop", "FakeClock", "wall_clock"]
-
-_MAX_STEP = 12 * 3600.0
+MAX_STEP = 12 * 3600.0
 """The longest single sleep of `advance` (s): async-solipsism's loop treats a
 sleep of a day or more with nothing else to do as sleeping forever."""
+
+
+def is_fake_time(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Tell whether a loop runs on fake time (async-solipsism's loop).
+
+    Args:
+        loop: The loop to check; None for the running one.
+
+    Returns:
+        True on async-solipsism's loop (and so on
+        [`EventLoop`][frequenz.dispatch.testing.EventLoop]), False otherwise.
+    """
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    return isinstance(loop, async_solipsism.EventLoop)
+
+
+_END_ROUNDS = 20
+"""How often `advance` yields at its end, for the tasks woken at that instant."""
 
 
 class EventLoop(async_solipsism.EventLoop):  # type: ignore[misc]  # untyped package
@@ -158,7 +137,16 @@ class FakeClock:
         """
         if self._loop is not None:
             raise RuntimeError("FakeClock is already in use")
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if not is_fake_time(loop):
+            # On a real loop `advance(days=365)` would really sleep for a year.
+            raise RuntimeError(
+                f"FakeClock needs async-solipsism's event loop, not {loop!r}: run "
+                "the test on frequenz.dispatch.testing.EventLoop (with pytest, "
+                "`-p frequenz.dispatch.testing` does it for tests that use its "
+                "fixtures)"
+            )
+        self._loop = loop
         self._loop_start = self._loop.time()
         self._travel = time_machine.travel(self._start, tick=False)
         self._traveller = self._travel.start()
@@ -204,6 +192,9 @@ class FakeClock:
     async def advance(self, delta: timedelta) -> None:
         """Let `delta` pass: timers due meanwhile fire in order, at their time.
 
+        Timers due exactly at the end fire as well, and the tasks they wake run
+        before this returns.
+
         Args:
             delta: How long (not negative).
 
@@ -214,10 +205,14 @@ class FakeClock:
             raise ValueError(f"cannot advance by a negative time, got {delta}")
         remaining = delta.total_seconds()
         while remaining > 0:
-            step = min(remaining, _MAX_STEP)
+            step = min(remaining, MAX_STEP)
             await asyncio.sleep(step)
             remaining -= step
             self._sync()
+        # Timers due at the very end fire too (and what they wake runs): ours
+        # may have come first among the timers of that instant.
+        for _ in range(_END_ROUNDS):
+            await asyncio.sleep(0)
 
     async def advance_to(self, when: datetime) -> None:
         """Let time pass until `when` (nothing happens if it is past).
