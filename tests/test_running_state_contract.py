@@ -105,6 +105,7 @@ async def test_a_jump_forward_misses_closed_windows_and_starts_the_open_one_late
     assert "60 run(s) missed" in line
     assert "12:01:00" in line and "13:00:00" in line
     assert scheduler._schedule.missed_runs_by_type() == {"TEST": 60}
+    assert dict(scheduler.status.missed_runs) == {"TEST": 60}
     # `missed_runs` still yields them (and the late-started one).
     runs = list(Dispatch(created).missed_runs(START))
     assert runs == [START + n * MINUTE for n in range(1, 62)]

@@ -112,12 +112,14 @@ class DispatchScheduler(BackgroundService):
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
         self._clock = clock
-        self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
         # status: the bookkeeping behind `status`, fed by the sync and the timer.
         self._status = _StatusRecorder(
             int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._schedule = Schedule(
+            self._send_running_state, on_missed=self._status.on_missed
         )
         self._sync = DispatchSync(
             self._microgrid_id, client, self, backoff=backoff, status=self._status

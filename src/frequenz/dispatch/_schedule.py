@@ -150,14 +150,21 @@ class _Entry:
 class Schedule:
     """The running state of every dispatch of a microgrid, and when it changes."""
 
-    def __init__(self, emit: Callable[[Dispatch], None]) -> None:
+    def __init__(
+        self,
+        emit: Callable[[Dispatch], None],
+        on_missed: Callable[[str, int], None] | None = None,
+    ) -> None:
         """Initialize an empty schedule.
 
         Args:
             emit: Called with every running-state event, in order. The dispatch it
                 gets has its running state fixed as of the event.
+            on_missed: Called with a dispatch type and a count whenever runs of
+                a dispatch of that type are missed (the status counts them).
         """
         self._emit = emit
+        self._on_missed = on_missed
         self._entries: dict[DispatchId, _Entry] = {}
         self._heap: list[_HeapItem] = []
         self._stale_items = 0
@@ -464,6 +471,8 @@ class Schedule:
         if not count:
             return
         self._missed[dispatch.type] = self._missed.get(dispatch.type, 0) + count
+        if self._on_missed is not None:
+            self._on_missed(dispatch.type, count)
         assert first is not None and last is not None
         self._catch_up.append((int(dispatch.id), dispatch.type, count, first, last))
 
