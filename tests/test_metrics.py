@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from frequenz.dispatch import Dispatcher, metrics
 from frequenz.dispatch import _dispatcher as dispatcher_module
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
 from .fake_service import ControllableClient
-from .helpers import create, settle
+from .helpers import create
 
 URL = "grpc://dispatch.example.com:50051"
 MINUTE = timedelta(minutes=1)

@@ -23,10 +23,10 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch import Dispatcher, DispatcherStatus, StateSource
 from frequenz.dispatch import _dispatcher as dispatcher_module
 from frequenz.dispatch._bg_service import DispatchScheduler
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
 from .fake_service import ControllableClient
-from .helpers import MICROGRID, create, make_dispatch, settle
+from .helpers import MICROGRID, create, make_dispatch
 
 URL = "grpc://dispatch.example.com:50051"
 MINUTE = timedelta(minutes=1)

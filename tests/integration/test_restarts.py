@@ -134,9 +134,10 @@ async def test_state_and_events_survive_restarts(
     primary = LocalDispatchService(database=database, key=KEY)
     # Same file, another port: the "meanwhile" side of each outage.
     backup = LocalDispatchService(database=database, key=KEY)
-    await primary.start()
+    # One service per file at a time: the backup binds its port first.
     await backup.start()
     await backup.stop()
+    await primary.start()
     api = make_client(primary)
     backup_api = make_client(backup)
     dispatcher = make_dispatcher(primary)
