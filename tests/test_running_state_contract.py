@@ -39,11 +39,11 @@ from frequenz.dispatch import (
 )
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._schedule import ON_TIME_TOLERANCE, Schedule
-from frequenz.dispatch.testing import FakeClock
+from frequenz.dispatch.testing import FakeClock, settle
 
 from .conftest import START
 from .fake_service import ControllableClient
-from .helpers import MICROGRID, create, delete, drain, make_dispatch, settle, update
+from .helpers import MICROGRID, create, delete, drain, make_dispatch, update
 
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
