@@ -112,12 +112,14 @@ class DispatchScheduler(BackgroundService):
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
         self._clock = clock
-        self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
         # status: the bookkeeping behind `status`, fed by the sync and the timer.
         self._status = _StatusRecorder(
             int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._schedule = Schedule(
+            self._send_running_state, on_missed=self._status.on_missed
         )
         self._sync = DispatchSync(
             self._microgrid_id, client, self, backoff=backoff, status=self._status
@@ -312,11 +314,14 @@ class DispatchScheduler(BackgroundService):
         Args:
             dispatches: Every dispatch of the microgrid that could be read.
             unreadable: Ids of listed dispatches that could not be read; the
-                version held of them (if any) is kept, as the stream would.
+                version held of them (if any) is kept but stopped (fail safe),
+                as the stream would.
         """
         now = self._advance()
         listed = {dispatch.id for dispatch in dispatches} | unreadable
         self._schedule.forget_deletions()
+        for dispatch_id in unreadable:
+            self._suspend(dispatch_id, None)
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.
         for dispatch in dispatches:
@@ -406,7 +411,36 @@ class DispatchScheduler(BackgroundService):
         if self._cache is not None:
             self._cache.changed(dispatch_id, self._schedule.get(dispatch_id))
 
+    def apply_unreadable(
+        self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
+    ) -> None:
+        """Apply a stream event whose dispatch cannot be read (already logged).
+
+        A delete removes the id. A new version of a held dispatch stops it until a
+        readable version arrives: the library never keeps acting on a version the
+        service replaced.
+
+        Args:
+            event: What happened.
+            dispatch_id: The dispatch's id.
+            update_time: The unreadable version's update time, if readable.
+        """
+        self._advance()
+        if event is Event.DELETED:
+            self._remove(dispatch_id, None)
+        else:
+            self._suspend(dispatch_id, update_time)
+        self._rearm.set()
+
     # Internals
+
+    def _suspend(self, dispatch_id: DispatchId, update_time: datetime | None) -> None:
+        if self._schedule.suspend(dispatch_id, update_time):
+            _logger.error(
+                "Stopping dispatch %s: its new version cannot be read (see the "
+                "error above); it stays stopped until a readable version arrives",
+                int(dispatch_id),
+            )
 
     def _advance(self) -> datetime:
         now = self._clock()

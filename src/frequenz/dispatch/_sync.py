@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterable, Sequence, Set
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import grpc
@@ -40,6 +40,7 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     StreamMicrogridDispatchesRequest,
     StreamMicrogridDispatchesResponse,
 )
+from frequenz.client.base.conversion import to_datetime
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
 from frequenz.client.dispatch.types import DispatchId
@@ -73,6 +74,17 @@ class SyncTarget(Protocol):
         Args:
             event: What happened.
             dispatch: The dispatch it happened to.
+        """
+
+    def apply_unreadable(
+        self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
+    ) -> None:
+        """Apply a stream event whose dispatch cannot be read.
+
+        Args:
+            event: What happened.
+            dispatch_id: The dispatch's id (always readable).
+            update_time: The unreadable version's update time, if readable.
         """
 
 
@@ -288,6 +300,12 @@ class DispatchSync:
             return
         dispatch = convert(response.dispatch)
         if dispatch is None:
+            # A delete acts on the id, and a running dispatch whose new version
+            # cannot be read is stopped: never act on a replaced version.
+            metadata = response.dispatch.metadata
+            self._target.apply_unreadable(
+                event, DispatchId(metadata.dispatch_id), _update_time(metadata)
+            )
             return
         self._target.apply(event, dispatch)
 
@@ -305,6 +323,13 @@ async def _read_stream(
             arrived.set()
     finally:
         arrived.set()
+
+
+def _update_time(metadata: Any) -> datetime | None:
+    try:
+        return to_datetime(metadata.update_time) if metadata.update_time else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def _seconds(value: timedelta | None) -> float | None:

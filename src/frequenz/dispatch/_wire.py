@@ -70,6 +70,14 @@ def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
         # The fast path uses a private helper of the client; should a 1.x
         # release move it, fall back to the client's public converter.
         return Dispatch(ClientDispatch.from_protobuf(pb_dispatch))
+    try:
+        return Dispatch.from_fields(_fields(pb_dispatch))
+    except Exception as error:
+        # Only on failure: convert field by field to name the one at fault.
+        raise ValueError(f"field {_culprit(pb_dispatch)}: {error}") from error
+
+
+def _fields(pb_dispatch: PBDispatch) -> dict[str, Any]:
     metadata = pb_dispatch.metadata
     data = pb_dispatch.data
     recurrence = data.recurrence
@@ -95,4 +103,25 @@ def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
             to_datetime(metadata.end_time) if metadata.HasField("end_time") else None
         ),
     }
-    return Dispatch.from_fields(fields)
+    return fields
+
+
+def _culprit(pb_dispatch: PBDispatch) -> str:
+    """Return the name of the first field that fails to convert."""
+    metadata = pb_dispatch.metadata
+    data = pb_dispatch.data
+    checks: tuple[tuple[str, Any], ...] = (
+        ("start_time", lambda: to_datetime(data.start_time)),
+        ("target", lambda: _target_components_from_protobuf(data.target)),
+        ("payload", lambda: MessageToDict(data.payload)),
+        ("recurrence", lambda: RecurrenceRule.from_protobuf(data.recurrence)),
+        ("create_time", lambda: to_datetime(metadata.create_time)),
+        ("update_time", lambda: to_datetime(metadata.update_time)),
+        ("end_time", lambda: to_datetime(metadata.end_time)),
+    )
+    for name, check in checks:
+        try:
+            check()
+        except Exception:
+            return name
+    return "unknown"
