@@ -65,7 +65,7 @@ def deep_size(obj: Any, seen: set[int]) -> int:
             continue
         seen.add(id(item))
         total += sys.getsizeof(item)
-        if isinstance(item, str | bytes | _ATOMIC):
+        if isinstance(item, (str, bytes, *_ATOMIC)):
             continue
         if isinstance(item, dict):
             stack.extend(item.keys())

@@ -94,7 +94,10 @@ class Schedule:
         self._stale_items = 0
         self._tokens = itertools.count(1)
         self._tombstones: OrderedDict[DispatchId, None] = OrderedDict()
-        self._running: dict[str, dict[DispatchId, Dispatch]] = {}
+        # The entries running now, per type, in the order they started. Entries
+        # rather than the start events sent: a copy of every running dispatch
+        # would be held for as long as it runs; the event is rebuilt on demand.
+        self._running: dict[str, dict[DispatchId, _Entry]] = {}
 
     def __len__(self) -> int:
         """Return the number of dispatches held."""
@@ -130,10 +133,13 @@ class Schedule:
             Each running dispatch's last start event, in the order they started.
         """
         if dispatch_type is not None:
-            yield from list(self._running.get(dispatch_type, {}).values())
-            return
-        for running in list(self._running.values()):
-            yield from list(running.values())
+            entries = list(self._running.get(dispatch_type, {}).values())
+        else:
+            entries = [
+                e for running in self._running.values() for e in running.values()
+            ]
+        for entry in entries:
+            yield entry.dispatch._with_running_state(entry.window)  # pylint: disable=protected-access
 
     def next_due(self) -> datetime | None:
         """Return when the next running state may change.
@@ -282,7 +288,7 @@ class Schedule:
         running = self._running.setdefault(dispatch.type, {})
         running.pop(dispatch.id, None)
         if window is not None:
-            running[dispatch.id] = message
+            running[dispatch.id] = entry
         elif not running:
             del self._running[dispatch.type]
         self._emit(message)
