@@ -275,9 +275,7 @@ def main() -> int:
                 r["rss_bytes_per_dispatch"] for r in good
             ),
             "rss_bytes_per_dispatch_all": [r["rss_bytes_per_dispatch"] for r in good],
-            "reachable_bytes_per_dispatch": good[0].get(
-                "reachable_bytes_per_dispatch"
-            ),
+            "reachable_bytes_per_dispatch": good[0].get("reachable_bytes_per_dispatch"),
             "reachable_by_kind": good[0].get("reachable_by_kind_bytes_per_dispatch"),
             "breakdown_error": good[0].get("breakdown_error"),
             "tracemalloc": traced.get(src),

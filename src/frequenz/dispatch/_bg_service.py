@@ -1,7 +1,24 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""The background service that syncs dispatches and sends their events."""
+"""The background service that syncs dispatches and sends their events.
+
+Identity and truth:
+
+* A dispatch is identified by its id **and** its `create_time`. The service
+  never reuses an id, except after it lost its data (restarted on an empty or
+  restored database): then a listed or streamed dispatch with a held id but
+  another `create_time` is another dispatch. The held one is reported
+  `Deleted` (and stopped if it ran), the new one `Created` (and started if it
+  runs).
+* A full list is the truth: every listed version replaces the held one,
+  whatever its `update_time` (`Updated` when it differs, so a restored older
+  backup is adopted), every held dispatch not listed is `Deleted`, and
+  deletions remembered from before do not reject anything listed.
+* A stream event older than the state held is ignored: a version with an
+  older `update_time` than the held one, a version of a deleted dispatch
+  (same or older `create_time`), a deletion of an older incarnation of an id.
+"""
 
 from __future__ import annotations
 
@@ -247,7 +264,7 @@ class DispatchScheduler(BackgroundService):
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.
         for dispatch in dispatches:
-            self._upsert(dispatch, now)
+            self._upsert(dispatch, now, authoritative=True)
         for dispatch_id in self._schedule.ids():
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
@@ -269,6 +286,9 @@ class DispatchScheduler(BackgroundService):
         """
         now = self._advance()
         if event is Event.DELETED:
+            held = self._schedule.get(dispatch.id)
+            if held is not None and dispatch.create_time < held.create_time:
+                return  # the deletion of an older incarnation of this id
             self._remove(dispatch.id, dispatch)
         elif event in (Event.CREATED, Event.UPDATED):
             self._upsert(dispatch, now)
@@ -283,8 +303,16 @@ class DispatchScheduler(BackgroundService):
         self._schedule.advance(now)
         return now
 
-    def _upsert(self, dispatch: Dispatch, now: datetime) -> None:
-        change = self._schedule.upsert(dispatch, now)
+    def _upsert(
+        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+    ) -> None:
+        held = self._schedule.get(dispatch.id)
+        if held is not None and held.create_time != dispatch.create_time:
+            if not authoritative and dispatch.create_time < held.create_time:
+                return  # a late event of an older incarnation of this id
+            # The id was reused after the service lost its data: another dispatch.
+            self._remove(dispatch.id, None)
+        change = self._schedule.upsert(dispatch, now, authoritative=authoritative)
         if change is Change.CREATED:
             self._send_lifecycle(Created(dispatch))
         elif change is Change.UPDATED:
