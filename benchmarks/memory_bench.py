@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import os
 import statistics
@@ -160,7 +161,7 @@ def kind_of(filename: str) -> str:
 
 async def measure(size: int, use_tracemalloc: bool) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
-    import scenarios  # pylint: disable=import-outside-toplevel
+    scenarios: Any = importlib.import_module("scenarios")
 
     scheduler_cls, _ = scenarios.library()
     now = datetime.now(timezone.utc)
@@ -315,7 +316,8 @@ def main() -> int:
             for site in trace["traced_top"]:
                 print(
                     f"    {site['bytes_per_dispatch']:8.1f} "
-                    f"{site['count_per_dispatch']:6.2f}  {site['site']} ({site['kind']})"
+                    f"{site['count_per_dispatch']:6.2f}  {site['site']}"
+                    f" ({site['kind']})"
                 )
         elif trace:
             print("  tracemalloc error:", trace["error"])

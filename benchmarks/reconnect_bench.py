@@ -125,7 +125,7 @@ class LogCount(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.count += 1
-        self.last = (self.last + [record.getMessage()[:160]])[-3:]
+        self.last = [*self.last, record.getMessage()[:160]][-3:]
 
 
 def free_port() -> int:
@@ -313,15 +313,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(f"library: {result['library']['file']}")
     print(f"{'outage s':>9} {'n':>3} {'p50 s':>8} {'p95 s':>8} {'max s':>8} logs")
-    for length, row in table.items():
+    for label, row in table.items():
         if row["n"]:
             print(
-                f"{length:>9} {row['n']:>3} {row['p50']:>8.3f} {row['p95']:>8.3f}"
+                f"{label:>9} {row['n']:>3} {row['p50']:>8.3f} {row['p95']:>8.3f}"
                 f" {row['max']:>8.3f} {row['max_log_lines']:>4}"
                 + (f"  ({row['timeouts']} timeouts)" if row["timeouts"] else "")
             )
         else:
-            print(f"{length:>9}   0 all {row['timeouts']} timed out")
+            print(f"{label:>9}   0 all {row['timeouts']} timed out")
     for name, row in (
         ("all", result["all_outages"]),
         ("start", result["start_before_service_stats"]),

@@ -250,6 +250,7 @@ class DispatchScheduler(BackgroundService):
         self,
         dispatches: Sequence[Dispatch],
         unreadable: AbstractSet[DispatchId] = frozenset(),
+        complete: bool = True,
     ) -> None:
         """Make the held dispatches equal to a full list from the service.
 
@@ -257,6 +258,8 @@ class DispatchScheduler(BackgroundService):
             dispatches: Every dispatch of the microgrid that could be read.
             unreadable: Ids of listed dispatches that could not be read; the
                 version held of them (if any) is kept, as the stream would.
+            complete: False when the list stopped early: held dispatches not in
+                it are kept rather than deleted.
         """
         now = self._advance()
         listed = {dispatch.id for dispatch in dispatches} | unreadable
@@ -265,7 +268,7 @@ class DispatchScheduler(BackgroundService):
         # that stops, like the timer does it.
         for dispatch in dispatches:
             self._upsert(dispatch, now, authoritative=True)
-        for dispatch_id in self._schedule.ids():
+        for dispatch_id in self._schedule.ids() if complete else ():
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()

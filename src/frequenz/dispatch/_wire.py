@@ -37,7 +37,7 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import Dispatch as PBDispatch
 from frequenz.client.base.conversion import to_datetime
 from frequenz.client.dispatch.recurrence import RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
-from frequenz.client.dispatch.types import DispatchId, TargetComponents
+from frequenz.client.dispatch.types import DispatchId
 from google.protobuf.json_format import MessageToDict
 
 try:
@@ -76,7 +76,7 @@ def _payload_from_protobuf(pb_payload: Any) -> dict[str, Any]:
     return {sys.intern(key): value for key, value in payload.items()}
 
 
-_targets = _WireCache(lambda pb: _target_components_from_protobuf(pb))
+_targets = _WireCache(_target_components_from_protobuf)
 _recurrences = _WireCache(RecurrenceRule.from_protobuf)
 _payloads = _WireCache(_payload_from_protobuf)
 _EMPTY_RECURRENCE: Final = RecurrenceRule()
