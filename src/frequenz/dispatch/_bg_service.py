@@ -37,7 +37,7 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
-from ._delivery import Subscribers, UnboundedReceiver
+from ._delivery import KEEP_BOTH, Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
 from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
@@ -186,9 +186,7 @@ class DispatchScheduler(BackgroundService):
             A receiver that gets every event from now on and never drops one.
         """
         _check_type(dispatch_type)
-        receiver = UnboundedReceiver[DispatchEvent](
-            name=f"lifecycle-events:{dispatch_type}"
-        )
+        receiver = _lifecycle_receiver(f"lifecycle-events:{dispatch_type}")
         self._lifecycle.add(dispatch_type, receiver)
         return receiver
 
@@ -233,7 +231,7 @@ class DispatchScheduler(BackgroundService):
     def _new_lifecycle_events_receiver_for_all_types(
         self,
     ) -> UnboundedReceiver[DispatchEvent]:
-        receiver = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
+        receiver = _lifecycle_receiver("lifecycle-events:*")
         self._lifecycle.add(None, receiver)
         return receiver
 
@@ -379,6 +377,45 @@ class DispatchScheduler(BackgroundService):
             except Exception:  # pylint: disable=broad-except
                 _logger.exception("%s: the %s task failed; restarting it", self, name)
             await asyncio.sleep(_RESTART_DELAY.total_seconds())
+
+
+def merge_lifecycle(newer: DispatchEvent, pending: DispatchEvent) -> Any:
+    """Coalesce two pending lifecycle events of one dispatch id into what counts.
+
+    A consumer that reads late still ends with the right state, and a receiver
+    holds at most two events per id (a `Deleted` of an old incarnation and the
+    events of a new one, after the service lost its data):
+
+    * `Created` then `Updated` -> one `Created` of the latest version;
+    * `Updated` then `Updated` -> one `Updated` of the latest version;
+    * `Created` then `Deleted` (same `create_time`) -> nothing: the dispatch
+      came and went before the consumer looked;
+    * `Updated` then `Deleted` -> the `Deleted`;
+    * anything else (`Deleted` then a `Created` of a reused id) -> both.
+
+    Args:
+        newer: The event being queued.
+        pending: The last pending event of the same id.
+
+    Returns:
+        The one event replacing both, None for none, or `KEEP_BOTH`.
+    """
+    same = newer.dispatch.create_time == pending.dispatch.create_time
+    if not same or isinstance(pending, Deleted):
+        return KEEP_BOTH
+    if isinstance(newer, Updated):
+        return Created(newer.dispatch) if isinstance(pending, Created) else newer
+    if isinstance(newer, Deleted):
+        return None if isinstance(pending, Created) else newer
+    return KEEP_BOTH
+
+
+def _lifecycle_receiver(name: str) -> UnboundedReceiver[DispatchEvent]:
+    return UnboundedReceiver[DispatchEvent](
+        name=name,
+        coalesce_key=lambda event: event.dispatch.id,
+        merge=merge_lifecycle,
+    )
 
 
 def _check_type(dispatch_type: object) -> None:
