@@ -231,7 +231,8 @@ class DispatchScheduler(BackgroundService):
     def _new_lifecycle_events_receiver_for_all_types(
         self,
     ) -> UnboundedReceiver[DispatchEvent]:
-        receiver = _lifecycle_receiver("lifecycle-events:*")
+        # The deprecated forwarder reads it at once and promised every event.
+        receiver = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
         self._lifecycle.add(None, receiver)
         return receiver
 

@@ -20,7 +20,8 @@ from typing_extensions import override
 
 from ._actor_dispatcher import ActorDispatcher, ActorFactory
 from ._bg_service import DispatchScheduler
-from ._client import DispatchClient, TunedDispatchApiClient, to_microgrid_id
+from ._client import DispatchClient, to_microgrid_id
+from ._client import TunedDispatchApiClient as DispatchApiClient
 from ._event import DispatchEvent
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
@@ -253,7 +254,7 @@ class Dispatcher(BackgroundService):
             raise TypeError(f"server_url must be a non-empty str, got {server_url!r}")
         self._microgrid_id = to_microgrid_id(microgrid_id)
         self._client = DispatchClient(
-            TunedDispatchApiClient(
+            DispatchApiClient(
                 server_url=server_url,
                 auth_key=secret,
                 sign_secret=sign_secret,

@@ -15,8 +15,10 @@ Message size: list pages start at `LIST_PAGE_SIZE` and halve on
 `RESOURCE_EXHAUSTED` (a page over the channel's receive limit), growing back
 after pages that fit. A single dispatch that cannot be received even alone
 ends the list there: what was listed is reconciled, everything held beyond it
-is kept (`complete=False`), and it is logged. A too-large stream message ends
-the stream like any error: a new cycle re-lists.
+is kept (`complete=False`), and it is logged. A page token carries its page
+size (the API's `page_size`/`page_token` are a oneof), so shrinking lists again
+from the start; the next sync starts from twice the size that worked. A
+too-large stream message ends the stream like any error: a new cycle re-lists.
 
 Reconnects: after a connection failure the sync waits until the client's gRPC
 channel reports READY (the channel reconnects with its own jittered back-off,
@@ -392,9 +394,15 @@ class DispatchSync:
         size = self._page_size
         token = ""
         while True:
+            # `page_size` and `page_token` are a oneof: a token carries the page
+            # size it was made with, so a smaller page means listing again.
+            params = (
+                PaginationParams(page_token=token)
+                if token
+                else PaginationParams(page_size=size)
+            )
             request = ListMicrogridDispatchesRequest(
-                microgrid_id=int(self._microgrid_id),
-                pagination_params=PaginationParams(page_size=size, page_token=token),
+                microgrid_id=int(self._microgrid_id), pagination_params=params
             )
             try:
                 response = await stub.ListMicrogridDispatches(request, timeout=timeout)
@@ -403,6 +411,7 @@ class DispatchSync:
                     raise
                 if size > 1:
                     size = max(1, size // 2)
+                    dispatches, unreadable, token = [], set(), ""
                     _logger.info(
                         "List page too large (%s); asking for %d",
                         _describe(error),
@@ -425,12 +434,11 @@ class DispatchSync:
                     dispatches.append(dispatch)
                 else:
                     unreadable.add(DispatchId(pb_dispatch.metadata.dispatch_id))
-            # Grow back after a page that fit, so one large page does not keep
-            # every later sync slow.
-            size = min(self.LIST_PAGE_SIZE, size * 2)
             token = response.pagination_info.next_page_token
             if not token:
-                self._page_size = size
+                # Grow back for the next sync, so one large page long ago does
+                # not keep every later sync slow.
+                self._page_size = min(self.LIST_PAGE_SIZE, size * 2)
                 return dispatches, unreadable, True
 
     def _apply(self, response: StreamMicrogridDispatchesResponse) -> None:
