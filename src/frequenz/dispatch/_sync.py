@@ -107,6 +107,10 @@ class Backoff:
     maximum: timedelta = timedelta(seconds=30)
     """The longest delay."""
 
+    jitter: bool = True
+    """Full jitter (uniform between 0 and the limit); False waits the limit,
+    for tests that check exact delays."""
+
     def limit(self, failures: int) -> float:
         """Return the longest delay in seconds after consecutive failures.
 
@@ -132,6 +136,8 @@ class Backoff:
         Returns:
             The delay in seconds.
         """
+        if not self.jitter:
+            return self.limit(failures)
         return (rng or _random).uniform(0.0, self.limit(failures))
 
 
@@ -272,7 +278,10 @@ class DispatchSync:
         self._backoff = backoff
         self._page_size = self.LIST_PAGE_SIZE
         self._synced_once = False
-        self._log = _OutageLog(str(getattr(client, "server_url", "the Dispatch API")))
+        self._log = _OutageLog(
+            f"microgrid {int(microgrid_id)} at"
+            f" {getattr(client, 'server_url', 'the Dispatch API')}"
+        )
         self.resyncs = 0
         """How many full lists were reconciled (the first included)."""
 
