@@ -101,8 +101,8 @@ def fields_of(obj: Any) -> Iterable[tuple[str, Any]]:
 
 def breakdown(scheduler: Any) -> dict[str, int]:
     """Bytes reachable from the held dispatches, by kind (shared objects once)."""
-    schedule = scheduler._schedule  # pylint: disable=protected-access
-    entries: dict[Any, Any] = schedule._entries  # pylint: disable=protected-access
+    schedule = scheduler._schedule
+    entries: dict[Any, Any] = schedule._entries
     seen: set[int] = set()
     kinds: dict[str, int] = {}
 
@@ -218,7 +218,7 @@ async def measure(size: int, use_tracemalloc: bool) -> dict[str, Any]:
                 kind: round(value / size, 1)
                 for kind, value in sorted(kinds.items(), key=lambda kv: -kv[1])
             }
-        except Exception as error:  # pylint: disable=broad-except
+        except Exception as error:
             result["breakdown_error"] = repr(error)
     await scenarios.stop_scheduler(scheduler)
     return result

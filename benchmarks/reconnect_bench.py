@@ -59,7 +59,7 @@ RESYNC_LIMIT_S = 300.0
 
 
 async def _serve(port: int, database: str) -> None:
-    from frequenz.dispatch.local_service import (  # pylint: disable=import-outside-toplevel
+    from frequenz.dispatch.local_service import (
         LocalDispatchService,
     )
 
@@ -171,7 +171,7 @@ def stats(values: list[float]) -> dict[str, Any]:
 
 
 def library_info() -> dict[str, Any]:
-    import frequenz.dispatch  # pylint: disable=import-outside-toplevel
+    import frequenz.dispatch
 
     return {"file": frequenz.dispatch.__file__}
 
@@ -189,15 +189,15 @@ def counting_logs() -> Iterator[LogCount]:
 
 async def seed_database(url: str, count: int) -> None:
     """Create `count` dispatches (far in the future) so a sync has work to do."""
-    from datetime import datetime, timezone  # pylint: disable=import-outside-toplevel
+    from datetime import datetime, timezone
 
-    from frequenz.client.common.microgrid import (  # pylint: disable=import-outside-toplevel
+    from frequenz.client.common.microgrid import (
         MicrogridId,
     )
-    from frequenz.client.dispatch import (  # pylint: disable=import-outside-toplevel
+    from frequenz.client.dispatch import (
         DispatchApiClient,
     )
-    from frequenz.client.dispatch.types import (  # pylint: disable=import-outside-toplevel
+    from frequenz.client.dispatch.types import (
         TargetIds,
     )
 
@@ -216,7 +216,7 @@ async def seed_database(url: str, count: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from frequenz.dispatch import Dispatcher  # pylint: disable=import-outside-toplevel
+    from frequenz.dispatch import Dispatcher
 
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     logging.getLogger("frequenz.dispatch").setLevel(logging.WARNING)
@@ -238,7 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # Start before the service: a fresh Dispatcher each time, nothing listening.
     for delay in delays:
         dispatcher = Dispatcher(microgrid_id=MICROGRID_ID, server_url=url, key=KEY)
-        scheduler = dispatcher._bg_service  # pylint: disable=protected-access
+        scheduler = dispatcher._bg_service
         with counting_logs() as logs:
             dispatcher.start()
             await asyncio.sleep(delay)
@@ -262,7 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await child.start()
     await seed_database(url, args.dispatches)
     dispatcher = Dispatcher(microgrid_id=MICROGRID_ID, server_url=url, key=KEY)
-    scheduler = dispatcher._bg_service  # pylint: disable=protected-access
+    scheduler = dispatcher._bg_service
     dispatcher.start()
     await asyncio.wait_for(scheduler.wait_for_initialization(), 60)
     for index, length in enumerate(lengths):

@@ -107,7 +107,7 @@ def cases() -> list[tuple[str, datetime, RecurrenceRule]]:
 
 def _dateutil_after(rule: RecurrenceRule, start: datetime) -> datetime | None:
     """What a caller without `Occurrences` would do: build the rrule and ask it."""
-    return rule._as_rrule(start).after(NOW, inc=True)  # pylint: disable=protected-access
+    return rule._as_rrule(start).after(NOW, inc=True)
 
 
 def main() -> None:
@@ -126,7 +126,7 @@ def main() -> None:
         nxt = per_call_us(functools.partial(occurrences.next_at_or_after, NOW))
         latest = per_call_us(functools.partial(occurrences.latest_at_or_before, NOW))
         build = per_call_us(functools.partial(Occurrences, start, rule))
-        oracle_rule = rule._as_rrule(start)  # pylint: disable=protected-access
+        oracle_rule = rule._as_rrule(start)
         assert oracle_rule.after(NOW, inc=True) == occurrences.next_at_or_after(NOW)
         assert oracle_rule.before(NOW, inc=True) == occurrences.latest_at_or_before(NOW)
         oracle = per_call_us(functools.partial(_dateutil_after, rule, start), 2.0)

@@ -146,7 +146,7 @@ class _Fanout(Sender[FakeService.StreamEvent]):
         pass
 
 
-class ControllableService(FakeService):  # pylint: disable=too-many-instance-attributes
+class ControllableService(FakeService):
     """A `FakeService` whose streams and lists the test controls."""
 
     def __init__(self) -> None:
@@ -170,7 +170,7 @@ class ControllableService(FakeService):  # pylint: disable=too-many-instance-att
         """The largest page the service returns; None for the request's size."""
         self.pushed = 0
         """How many stream messages were put on open streams."""
-        self.call_style: Literal["generator", "confirming", "lazy"] = "generator"
+        self.call_style: Literal["generator", "confirming", "lazy"] = "confirming"
         """What a stream call returns; see the module docstring."""
         self.subscribe_delay = timedelta(0)
         """How long a new stream takes to subscribe once it is read."""
@@ -262,7 +262,6 @@ class ControllableService(FakeService):  # pylint: disable=too-many-instance-att
 
     # The stub methods the scheduler calls
 
-    # pylint: disable-next=invalid-name
     async def ListMicrogridDispatches(
         self,
         request: ListMicrogridDispatchesRequest,
@@ -294,7 +293,6 @@ class ControllableService(FakeService):  # pylint: disable=too-many-instance-att
             await self.after_list()
         return response
 
-    # pylint: disable-next=invalid-name
     def StreamMicrogridDispatches(
         self,
         request: StreamMicrogridDispatchesRequest,

@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 from frequenz.channels import Receiver
@@ -20,23 +17,15 @@ from frequenz.client.dispatch.types import DispatchId, TargetIds
 
 MICROGRID = MicrogridId(1)
 
-SEEDS = Path(
-    os.environ.get(
-        "FREQUENZ_DISPATCH_SEEDS",
-        # The project's shared/ folder sits beside the repository.
-        Path(__file__).resolve().parents[2] / "shared" / "seeds",
-    )
-)
-"""The documentation pages that define the API; their examples must run."""
 T = TypeVar("T")
 
 
-def make_dispatch(  # pylint: disable=too-many-arguments
+def make_dispatch(
     dispatch_id: int,
     *,
     start_time: datetime,
     duration: timedelta | None = timedelta(minutes=10),
-    type: str = "TEST",  # pylint: disable=redefined-builtin
+    type: str = "TEST",
     target: Any = None,
     active: bool = True,
     dry_run: bool = False,
@@ -73,19 +62,13 @@ async def create(client: FakeClient, **kwargs: Any) -> ClientDispatch:
     return await client.create(**params)
 
 
-async def settle() -> None:
-    """Let every ready task run (without letting fake time pass)."""
-    for _ in range(20):
-        await asyncio.sleep(0)
-
-
 def drain(receiver: Receiver[T]) -> list[T]:
     """Return what a receiver holds right now, without waiting."""
     messages: list[T] = []
     while True:
         try:
             message = receiver.consume() if _ready_now(receiver) else None
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             break
         if message is None:
             break
@@ -110,31 +93,6 @@ async def update(client: FakeClient, dispatch_id: Any, **new_fields: Any) -> Non
 async def delete(client: FakeClient, dispatch_id: Any) -> None:
     """Delete a dispatch through the fake service (so it goes through the stream)."""
     await client.delete(microgrid_id=MICROGRID, dispatch_id=dispatch_id)
-
-
-class Collector:
-    """Reads a receiver in the background, as an attentive consumer would.
-
-    Messages sent at different instants are read before the next instant, so
-    none of them gets merged with a later one.
-    """
-
-    def __init__(self, receiver: Receiver[T]) -> None:
-        self.messages: list[Any] = []
-        self._task = asyncio.create_task(self._read(receiver))
-
-    async def _read(self, receiver: Receiver[Any]) -> None:
-        async for message in receiver:
-            self.messages.append(message)
-
-    def take(self) -> list[Any]:
-        """Return the messages read so far, and forget them."""
-        taken, self.messages = self.messages, []
-        return taken
-
-    async def aclose(self) -> None:
-        """Stop reading."""
-        self._task.cancel()
 
 
 class ApiClientFactory:

@@ -3,7 +3,7 @@
 
 """Tests of `ActorDispatcher`: actors started, updated and stopped from events.
 
-Most tests feed hand-made running-state events (`Dispatch._with_running_state`)
+Most tests feed hand-made running-state events (`Dispatch.with_running_state`)
 through a plain channel, so each event arrives exactly when the test sends it. The
 tests at the end drive the `ActorDispatcher` from a real `DispatchScheduler`.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
@@ -27,11 +27,12 @@ from frequenz.sdk.actor import Actor
 from typing_extensions import override
 
 from frequenz.dispatch import ActorDispatcher, Dispatch, DispatchInfo, MergeByType
+from frequenz.dispatch._actor_dispatcher import _ManagedActor
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._dispatch import Window
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .conftest import FakeClock
-from .helpers import MICROGRID, create, make_dispatch, settle
+from .helpers import MICROGRID, create, make_dispatch
 
 # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
 pytestmark = pytest.mark.filterwarnings(
@@ -155,7 +156,7 @@ class Factory:
     async def __call__(
         self, info: DispatchInfo, updates: Receiver[DispatchInfo]
     ) -> Actor:
-        self.calls.append((FakeClock.now(), info))
+        self.calls.append((datetime.now(tz=timezone.utc), info))
         self.receivers.append(updates)
         gate = self.gates.get(info.options["id"])
         if gate is not None:
@@ -191,14 +192,14 @@ def dispatch(dispatch_id: int, *, start: datetime, **payload: Any) -> Dispatch:
 def started(message: Dispatch) -> Dispatch:
     """Return a start event for a dispatch."""
     assert message.duration is not None
-    return message._with_running_state(
+    return message.with_running_state(
         Window(message.start_time, message.start_time + message.duration)
     )
 
 
 def stopped(message: Dispatch) -> Dispatch:
     """Return a stop event for a dispatch."""
-    return message._with_running_state(None)
+    return message.with_running_state(None)
 
 
 def info_of(message: Dispatch) -> DispatchInfo:
@@ -680,3 +681,48 @@ async def test_scheduler_driven_merge_by_type_shares_one_actor(
         await clock.advance_to(t0 + timedelta(minutes=16))
         assert not actor.is_running
         assert len(factory.calls) == 1
+
+
+class StopFailingActor(RecordingActor):
+    """An actor whose `stop()` raises a given exception."""
+
+    error: BaseException = RuntimeError("stop failed")
+
+    @override
+    async def stop(self, msg: str | None = None) -> None:
+        await super().stop(msg)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3)])
+async def test_stopping_lets_base_exceptions_through(
+    clock: FakeClock, error: BaseException
+) -> None:
+    class Failing(StopFailingActor):
+        pass
+
+    Failing.error = error
+    factory = Factory(Failing)
+    manager = _ManagedActor(1, factory, RETRY)
+    task = asyncio.create_task(manager.run())
+    manager.want(started(dispatch(1, start=clock.now())))
+    await settle()
+    assert factory.running() == [1]
+    with pytest.raises(type(error)):
+        await manager._stop_actor("test")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_error_while_stopping_is_logged_and_swallowed(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = Factory(StopFailingActor)
+    manager = _ManagedActor(1, factory, RETRY)
+    task = asyncio.create_task(manager.run())
+    manager.want(started(dispatch(1, start=clock.now())))
+    await settle()
+    await manager._stop_actor("test")
+    assert "failed while stopping" in caplog.text
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -18,9 +18,9 @@ import frequenz.dispatch
 from frequenz.dispatch import Created, Deleted, Dispatch, Dispatcher, DispatchEvent
 from frequenz.dispatch._deprecated import RunningState as PrivateRunningState
 from frequenz.dispatch.actor import DispatchingActor
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .conftest import FakeClock
-from .helpers import MICROGRID, ApiClientFactory, create, drain, make_dispatch, settle
+from .helpers import MICROGRID, ApiClientFactory, create, drain, make_dispatch
 
 # frequenz-channels 1.12's BroadcastChannel builds the Broadcast it deprecates.
 pytestmark = pytest.mark.filterwarnings(

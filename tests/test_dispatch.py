@@ -145,10 +145,10 @@ def test_missed_runs_of_a_year_old_rule_start_at_since() -> None:
 def test_a_dispatch_that_cannot_be_scheduled_names_the_problem() -> None:
     naive = Dispatch(make_dispatch(1, start_time=datetime(2026, 1, 1)))  # noqa: DTZ001
     with pytest.raises(ValueError, match=r"dispatch 1: .*start_time"):
-        naive._validate()  # pylint: disable=protected-access
+        naive.validate()
     negative = Dispatch(make_dispatch(2, start_time=NOW, duration=-MINUTE))
     with pytest.raises(ValueError, match="dispatch 2: duration"):
-        negative._validate()  # pylint: disable=protected-access
+        negative.validate()
     impossible = Dispatch(
         make_dispatch(
             3,
@@ -162,4 +162,4 @@ def test_a_dispatch_that_cannot_be_scheduled_names_the_problem() -> None:
         )
     )
     with pytest.raises(ValueError, match="dispatch 3: "):
-        impossible._validate()  # pylint: disable=protected-access
+        impossible.validate()

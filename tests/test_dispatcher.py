@@ -31,9 +31,9 @@ from frequenz.dispatch import (
     MergeByType,
     Updated,
 )
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .conftest import FakeClock
-from .helpers import ApiClientFactory, create, drain, make_dispatch, settle
+from .helpers import ApiClientFactory, create, drain, make_dispatch
 from .test_actor_dispatcher import Factory
 
 URL = "grpc://dispatch.example.com:50051"
@@ -50,7 +50,7 @@ async def dispatcher(
         yield d
 
 
-def running_now(dispatch_id: int, clock: FakeClock, *, type: str = "A") -> Any:  # pylint: disable=redefined-builtin
+def running_now(dispatch_id: int, clock: FakeClock, *, type: str = "A") -> Any:
     """Return a client dispatch that started a minute ago and runs for 10 minutes."""
     return make_dispatch(
         dispatch_id,

@@ -4,7 +4,7 @@
 """The documented examples of `Dispatcher` and `ActorDispatcher` run.
 
 The example code is read at test time from the fenced ```python blocks of the two
-class docstrings in the documented API (`seeds/000_*.txt`), so a changed example
+class docstrings (the documented API's examples, carried verbatim), so a changed example
 is what gets tested, and a new or renamed example makes `test_examples_found`
 fail. Each example runs unchanged, except for what a real server would need:
 
@@ -40,14 +40,16 @@ import pytest
 import typing_extensions
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
-from frequenz.client.common.microgrid.components import ComponentCategory
+from frequenz.client.common.microgrid.electrical_components import (
+    ElectricalComponentCategory as ComponentCategory,
+)
 from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.sdk.actor import Actor
 
-from frequenz.dispatch import ActorDispatcher, DispatchInfo
+from frequenz.dispatch import ActorDispatcher, Dispatcher, DispatchInfo
+from frequenz.dispatch.testing import FakeClock
 
-from .conftest import FakeClock
-from .helpers import SEEDS, ApiClientFactory, create, make_dispatch
+from .helpers import ApiClientFactory, create, make_dispatch
 
 MINUTE = timedelta(minutes=1)
 SECOND = timedelta(seconds=1)
@@ -84,21 +86,10 @@ class Example:
     """Its code, dedented."""
 
 
-def _seed_text() -> str:
-    seeds = sorted(SEEDS.glob("000_*.txt"))
-    if not seeds:
-        pytest.fail(f"the documented API (000_*.txt) is not in {SEEDS}")
-    return seeds[0].read_text(encoding="utf-8")
-
-
-def _class_docstring(text: str, class_name: str) -> str:
-    match = re.search(
-        rf"^class {class_name}\(BackgroundService\):\n\s*\"\"\"(.*?)\"\"\"",
-        text,
-        re.MULTILINE | re.DOTALL,
-    )
-    assert match is not None, f"no source of class {class_name} in the seed"
-    return match.group(1)
+def _class_docstring(owner: type) -> str:
+    doc = owner.__doc__
+    assert doc is not None, f"{owner.__name__} has no docstring"
+    return doc
 
 
 def _examples(docstring: str, owner: str) -> Iterator[Example]:
@@ -124,10 +115,9 @@ def _examples(docstring: str, owner: str) -> Iterator[Example]:
 
 def documented_examples() -> dict[tuple[str, str], Example]:
     """Return the examples of `Dispatcher` and `ActorDispatcher`, by (class, title)."""
-    text = _seed_text()
     found: dict[tuple[str, str], Example] = {}
-    for owner in ("Dispatcher", "ActorDispatcher"):
-        for example in _examples(_class_docstring(text, owner), owner):
+    for owner in (Dispatcher, ActorDispatcher):
+        for example in _examples(_class_docstring(owner), owner.__name__):
             found[(example.owner, example.title)] = example
     return found
 

@@ -37,7 +37,6 @@ from collections.abc import Coroutine
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-import async_solipsism
 from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
 from frequenz.client.dispatch.test.client import FakeClient
 from frequenz.client.dispatch.types import Dispatch as ClientDispatch
@@ -47,8 +46,8 @@ from hypothesis import strategies as st
 
 from frequenz.dispatch import Dispatch
 from frequenz.dispatch._bg_service import DispatchScheduler
+from frequenz.dispatch.testing import EventLoop, FakeClock
 
-from .conftest import coupled_clocks
 from .helpers import MICROGRID
 
 T = TypeVar("T")
@@ -63,11 +62,15 @@ SECOND = timedelta(seconds=1)
 
 def run_on_fake_loop(main: Coroutine[Any, Any, T], start: datetime = START) -> T:
     """Run a coroutine on a fresh async-solipsism loop with coupled clocks."""
-    loop = async_solipsism.EventLoop()
+
+    async def on_clock() -> T:
+        with FakeClock(start):
+            return await main
+
+    loop = EventLoop()
     try:
-        with coupled_clocks(loop, start):
-            result: T = loop.run_until_complete(main)
-            return result
+        result: T = loop.run_until_complete(on_clock())
+        return result
     finally:
         loop.close()
 
@@ -229,7 +232,7 @@ class Oracle:
         if cached is None:
             # Plain dateutil, enumerated once up to the end of the example.
             cached = []
-            for occurrence in rule._as_rrule(dispatch.start_time):  # pylint: disable=protected-access
+            for occurrence in rule._as_rrule(dispatch.start_time):
                 if occurrence > self._horizon:
                     break
                 cached.append(occurrence)
@@ -312,7 +315,7 @@ def _collapse(values: list[bool]) -> list[bool]:
 # The property
 
 
-async def _run(plan: list[Step]) -> None:  # pylint: disable=too-many-locals
+async def _run(plan: list[Step]) -> None:
     horizon = START + timedelta(
         seconds=sum(step.seconds for step in plan if isinstance(step, Advance)) + 1
     )

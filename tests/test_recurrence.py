@@ -24,8 +24,9 @@ from frequenz.client.dispatch.recurrence import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from frequenz.dispatch import _recurrence_grid
 from frequenz.dispatch._recurrence import Occurrences
+from frequenz.dispatch._recurrence._day_filter import DayFilter
+from frequenz.dispatch._recurrence._times_of_day import TimesOfDay
 
 UTC = timezone.utc
 ONE_SECOND = timedelta(seconds=1)
@@ -49,7 +50,7 @@ def oracle(rule: RecurrenceRule, start: datetime) -> dateutil_rrule.rrule:
     with warnings.catch_warnings():
         # count together with until is deprecated in dateutil, but still honoured.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return rule._as_rrule(start)  # pylint: disable=protected-access
+        return rule._as_rrule(start)
 
 
 def answers(source: Occurrences | dateutil_rrule.rrule, t: datetime) -> tuple[Any, ...]:
@@ -465,9 +466,14 @@ class CallCounter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[str] = Counter()
-        for name in ("month_skip", "day_ok", "times"):
-            original = getattr(_recurrence_grid.Grid, name)
-            monkeypatch.setattr(_recurrence_grid.Grid, name, self._wrap(name, original))
+        steps: tuple[tuple[type, str], ...] = (
+            (DayFilter, "month_skip"),
+            (DayFilter, "day_ok"),
+            (TimesOfDay, "on"),
+        )
+        for owner, name in steps:
+            original = getattr(owner, name)
+            monkeypatch.setattr(owner, name, self._wrap(name, original))
 
     def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def counted(*args: Any, **kwargs: Any) -> Any:

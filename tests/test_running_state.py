@@ -16,9 +16,10 @@ from frequenz.client.dispatch.types import TargetIds
 
 from frequenz.dispatch import Dispatch
 from frequenz.dispatch._bg_service import DispatchScheduler
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .conftest import START, FakeClock
-from .helpers import create, delete, drain, make_dispatch, settle, update
+from .conftest import START
+from .helpers import create, delete, drain, make_dispatch, update
 
 MINUTE = timedelta(minutes=1)
 
@@ -193,7 +194,7 @@ async def test_a_dispatch_without_duration_runs_forever_ignoring_recurrence(
     for _ in range(400):
         await clock.advance(timedelta(days=1))
         assert drain(receiver) == []
-    assert scheduler._schedule.next_due() is None  # pylint: disable=protected-access
+    assert scheduler._schedule.next_due() is None
 
 
 async def test_every_window_of_a_recurring_dispatch_over_a_year(
@@ -329,7 +330,7 @@ async def test_pending_reconfigurations_are_merged_into_the_latest(
 
 def test_messages_are_snapshots() -> None:
     dispatch = Dispatch(make_dispatch(1, start_time=START))
-    window = dispatch._window_at(START)  # pylint: disable=protected-access
-    message = dispatch._with_running_state(window)  # pylint: disable=protected-access
+    window = dispatch.window_at(START)
+    message = dispatch.with_running_state(window)
     assert message.started and message.until == START + timedelta(minutes=10)
     assert message == dispatch  # equal as dispatches: same fields

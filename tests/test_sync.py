@@ -25,10 +25,11 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch import Dispatch, DispatchEvent
 from frequenz.dispatch._bg_service import DispatchScheduler
 from frequenz.dispatch._sync import Backoff, DispatchSync
+from frequenz.dispatch.testing import FakeClock, settle
 
-from .conftest import START, FakeClock
+from .conftest import START
 from .fake_service import ControllableClient
-from .helpers import MICROGRID, create, drain, make_dispatch, settle
+from .helpers import MICROGRID, create, drain, make_dispatch
 
 FAST_RETRY = Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=1))
 """Retry every second: keeps the disconnection windows in these tests short."""

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from frequenz.client.common.streaming import Event
+from frequenz.client.dispatch.test.client import FakeClient
 
 from frequenz.dispatch import Created, Deleted, Dispatch, Updated
 from frequenz.dispatch._bg_service import DispatchScheduler
@@ -26,7 +27,7 @@ def _d(dispatch_id: int) -> Any:
 
 
 def _scheduler() -> DispatchScheduler:
-    return DispatchScheduler(MICROGRID, client=None)
+    return DispatchScheduler(MICROGRID, client=FakeClient())
 
 
 def test_pending_lifecycle_events_stay_bounded_by_dispatches() -> None:

@@ -68,8 +68,12 @@ class _Stub:
 
 
 class _Client:
+    """Just what the sync uses of the raw client."""
+
     def __init__(self, stub: _Stub) -> None:
-        self.stub = stub
+        self.stub: Any = stub
+        self.call_timeout = timedelta(seconds=5)
+        self.server_url = "grpc://fake"
 
 
 class _Target:
@@ -92,14 +96,14 @@ class _Target:
 async def test_pages_shrink_and_grow_back() -> None:
     stub = _Stub(20, None)
     sync = DispatchSync(MICROGRID, _Client(stub), _Target())
-    dispatches, _, complete = await sync._list_all()  # pylint: disable=protected-access
+    dispatches, _, complete = await sync._list_all()
     assert [int(d.id) for d in dispatches] == list(range(1, 21))
     assert complete
     assert stub.sizes[0] == DispatchSync.LIST_PAGE_SIZE
     assert set(stub.sizes) == {1000, 500, 250, 125, 62, 31, 15, 7, 3}
     # The next sync starts from twice the size that worked.
     stub.sizes.clear()
-    await sync._list_all()  # pylint: disable=protected-access
+    await sync._list_all()
     assert stub.sizes[0] == 6
 
 
@@ -108,7 +112,7 @@ async def test_a_dispatch_too_large_alone_is_logged_and_the_list_kept(
 ) -> None:
     stub = _Stub(10, too_big=5)
     sync = DispatchSync(MICROGRID, _Client(stub), _Target())
-    dispatches, _, complete = await sync._list_all()  # pylint: disable=protected-access
+    dispatches, _, complete = await sync._list_all()
     # Shrunk to 1 while dispatch 5 came up: 1..4 listed, then 5 skipped.
     assert [int(d.id) for d in dispatches] == [1, 2, 3, 4]
     assert not complete  # held dispatches beyond it are kept, not deleted

@@ -160,7 +160,7 @@ def state_of(dispatch: ClientDispatch) -> tuple[Any, ...]:
 
 def held_state(dispatcher: Dispatcher) -> dict[int, tuple[Any, ...]]:
     """The dispatches the Dispatcher's scheduler holds, by id."""
-    schedule = dispatcher._bg_service._schedule  # pylint: disable=protected-access
+    schedule = dispatcher._bg_service._schedule
     held: dict[int, tuple[Any, ...]] = {}
     for dispatch_id in schedule.ids():
         dispatch = schedule.get(dispatch_id)

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-DEMO = (sys.executable, "-m", "frequenz.dispatch.local_service", "demo")
+DEMO = (sys.executable, "-m", "frequenz.dispatch.cli", "demo")
 LINE = re.compile(r"^\[\+\s*(?P<elapsed>\d+\.\d\d)s\] (?P<kind>\w+)\s+(?P<text>.*)$")
 
 

@@ -126,7 +126,7 @@ async def _change_while_down(
     return expect
 
 
-async def test_state_and_events_survive_restarts(  # pylint: disable=too-many-locals
+async def test_state_and_events_survive_restarts(
     database: Path,
 ) -> None:
     began = time.monotonic()
@@ -134,9 +134,10 @@ async def test_state_and_events_survive_restarts(  # pylint: disable=too-many-lo
     primary = LocalDispatchService(database=database, key=KEY)
     # Same file, another port: the "meanwhile" side of each outage.
     backup = LocalDispatchService(database=database, key=KEY)
-    await primary.start()
+    # One service per file at a time: the backup binds its port first.
     await backup.start()
     await backup.stop()
+    await primary.start()
     api = make_client(primary)
     backup_api = make_client(backup)
     dispatcher = make_dispatcher(primary)
@@ -166,7 +167,7 @@ async def test_state_and_events_survive_restarts(  # pylint: disable=too-many-lo
             ] == seed.running
 
             for cycle in range(CYCLES):
-                resyncs = dispatcher._bg_service.resyncs  # pylint: disable=protected-access
+                resyncs = dispatcher._bg_service.resyncs
 
                 await primary.stop()
                 await backup.start()
@@ -196,7 +197,7 @@ async def test_state_and_events_survive_restarts(  # pylint: disable=too-many-lo
                 # Nothing lost, nothing duplicated, exactly one full re-sync.
                 assert lifecycle.pending == 0  # type: ignore[attr-defined]
                 assert running.pending == 0
-                assert dispatcher._bg_service.resyncs == resyncs + 1  # pylint: disable=protected-access
+                assert dispatcher._bg_service.resyncs == resyncs + 1
                 # The Dispatcher holds exactly what the service has.
                 assert held_state(dispatcher) == await service_state(api)
                 assert set(held_state(dispatcher)) == set(model)

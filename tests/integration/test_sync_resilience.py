@@ -47,7 +47,7 @@ async def _restart_on(
 
 
 async def _wait_resync(dispatcher: Dispatcher, before: int) -> None:
-    scheduler = dispatcher._bg_service  # pylint: disable=protected-access
+    scheduler = dispatcher._bg_service
     async with asyncio.timeout(TIMEOUT):
         while scheduler.resyncs <= before:  # noqa: ASYNC110  # a counter
             await asyncio.sleep(0.01)
@@ -69,7 +69,7 @@ async def test_ids_reused_after_data_loss_are_new_dispatches(tmp_path: Path) -> 
             assert [type(e) for e in await receive_n(lifecycle, 2)] == [Created] * 2
             assert all(m.started for m in await receive_n(running, 2))
 
-            before = dispatcher._bg_service.resyncs  # pylint: disable=protected-access
+            before = dispatcher._bg_service.resyncs
             service = await _restart_on(service, tmp_path / "empty.sqlite3")
             await _wait_resync(dispatcher, before)
             deleted = await receive_n(lifecycle, 2)
@@ -117,7 +117,7 @@ async def test_a_restored_older_backup_is_adopted(tmp_path: Path) -> None:
             updated = await receive(lifecycle, TIMEOUT * 2)
             assert isinstance(updated, Updated) and updated.dispatch.payload == {"v": 2}
 
-            before = dispatcher._bg_service.resyncs  # pylint: disable=protected-access
+            before = dispatcher._bg_service.resyncs
             service = await _restart_on(service, tmp_path / "backup.sqlite3")
             await _wait_resync(dispatcher, before)
             restored = await receive(lifecycle)

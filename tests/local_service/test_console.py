@@ -1,7 +1,7 @@
 # License: MIT
 # Copyright © 2025 Frequenz Energy-as-a-Service GmbH
 
-"""The `frequenz-dispatch serve` command."""
+"""The `frequenz-dispatch` command line, and its `serve` command."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import pytest
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetIds
 
-from frequenz.dispatch.local_service.__main__ import main, parse_address
+from frequenz.dispatch.cli import main
+from frequenz.dispatch.local_service.command import main as service_main
+from frequenz.dispatch.local_service.command import parse_address
 
 from .conftest import KEY, MICROGRID, TIMEOUT
 
@@ -38,12 +40,14 @@ def _command() -> list[str]:
     script = Path(sys.executable).with_name("frequenz-dispatch")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "frequenz.dispatch.local_service"]
+    return [sys.executable, "-m", "frequenz.dispatch.cli"]
 
 
-async def _spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _spawn(
+    *args: str, env: dict[str, str], command: list[str] | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *_command(),
+        *(_command() if command is None else command),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -148,6 +152,42 @@ async def test_serve_reports_busy_port(tmp_path: Path) -> None:
     assert "cannot listen" in stderr.decode()
 
 
+@pytest.mark.parametrize("word", [[], ["serve"]])
+async def test_the_module_of_the_service_serves(
+    tmp_path: Path, word: list[str]
+) -> None:
+    # `python -m frequenz.dispatch.local_service` is `frequenz-dispatch serve`;
+    # the word `serve` may be left out.
+    process = await _spawn(
+        *word,
+        "--address",
+        "127.0.0.1:0",
+        "--database",
+        str(tmp_path / "db.sqlite3"),
+        env={"DISPATCH_API_KEY": KEY},
+        command=[sys.executable, "-m", "frequenz.dispatch.local_service"],
+    )
+    try:
+        url = await _wait_until_serving(process)
+        async with DispatchApiClient(
+            server_url=url, auth_key=KEY, call_timeout=timedelta(seconds=TIMEOUT)
+        ) as client:
+            assert [d async for page in client.list(MICROGRID) for d in page] == []
+    finally:
+        if process.returncode is None:
+            output = await _stop(process, signal.SIGTERM)
+    assert "Stopped." in output
+
+
+def test_the_module_of_the_service_offers_no_demo(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        service_main(["demo"])
+    assert info.value.code == 2
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
+
+
 def test_serve_requires_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -181,3 +221,112 @@ def test_parse_address(address: str, expected: tuple[str, int]) -> None:
 def test_parse_address_rejects(address: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_address(address)
+
+
+async def test_serve_reads_secrets_from_files(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("file-secret\n")
+    process = await _spawn(
+        "serve",
+        "--address",
+        "127.0.0.1:0",
+        "--database",
+        str(tmp_path / "db.sqlite3"),
+        "--key-file",
+        str(key_file),
+        "--sign-secret-file",
+        str(secret_file),
+        env={},
+    )
+    try:
+        url = await _wait_until_serving(process)
+        async with DispatchApiClient(
+            server_url=url,
+            auth_key=KEY,
+            sign_secret="file-secret",
+            call_timeout=timedelta(seconds=TIMEOUT),
+        ) as client:
+            assert [d async for page in client.list(MICROGRID) for d in page] == []
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(TIMEOUT):
+                _, stderr = await process.communicate()
+    assert process.returncode == 0
+    assert "warning" not in stderr.decode()
+
+
+async def test_secrets_on_the_command_line_are_warned_about(tmp_path: Path) -> None:
+    process = await _spawn(
+        "serve",
+        "--address",
+        "127.0.0.1:0",
+        "--database",
+        str(tmp_path / "db.sqlite3"),
+        "--key",
+        KEY,
+        env={},
+    )
+    try:
+        await _wait_until_serving(process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(TIMEOUT):
+            _, stderr = await process.communicate()
+    errors = stderr.decode()
+    assert "warning: --key is visible to every local user" in errors
+    assert "DISPATCH_API_KEY" in errors
+    assert KEY not in errors
+
+
+async def test_a_second_serve_on_one_database_refuses_to_start(tmp_path: Path) -> None:
+    database = str(tmp_path / "db.sqlite3")
+    env = {"DISPATCH_API_KEY": KEY}
+    first = await _spawn(
+        "serve", "--address", "127.0.0.1:0", "--database", database, env=env
+    )
+    try:
+        await _wait_until_serving(first)
+        second = await _spawn(
+            "serve", "--address", "127.0.0.1:0", "--database", database, env=env
+        )
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            stdout, stderr = await second.communicate()
+        assert second.returncode == 1
+        assert "already served by another service" in stderr.decode()
+        assert "Serving" not in stdout.decode()
+    finally:
+        await _stop(first, signal.SIGTERM)
+
+
+def test_help_recommends_the_environment_and_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "DISPATCH_API_KEY" in text
+    assert "DISPATCH_API_SIGN_SECRET" in text
+    assert "--key-file" in text
+    assert "--sign-secret-file" in text
+    assert "visible to every local user in the process list" in text
+
+
+@pytest.mark.parametrize("content", ["", "\n"])
+def test_an_empty_key_file_is_an_error(
+    tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(content)
+    assert main(["serve", "--database", ":memory:", "--key-file", str(key_file)]) == 2
+    assert "is empty" in capsys.readouterr().err
+
+
+def test_a_missing_key_file_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "nope")
+    assert main(["serve", "--database", ":memory:", "--key-file", missing]) == 2
+    assert "cannot read --key-file" in capsys.readouterr().err

@@ -14,28 +14,36 @@ A small overview of the most important classes in this module:
   [Deleted][frequenz.dispatch.Deleted]: Dispatch event types.
 * [MergeByType][frequenz.dispatch.MergeByType],
   [MergeByTypeTarget][frequenz.dispatch.MergeByTypeTarget]: Merge strategies.
+* [DispatcherStatus][frequenz.dispatch.DispatcherStatus]: The dispatcher's
+  health (`Dispatcher.status`, `Dispatcher.new_status_receiver()`).
+* [DispatchActorId][frequenz.dispatch.DispatchActorId]: The identity of the actor
+  a dispatch maps to (also importable from `frequenz.dispatch._actor_dispatcher`).
 """
 
-import warnings
 from typing import Any
 
-from ._actor_dispatcher import ActorDispatcher, DispatchInfo
+from ._actor_dispatcher import ActorDispatcher, DispatchActorId, DispatchInfo
+from ._deprecation import warn_deprecated
 from ._dispatch import Dispatch
 from ._dispatcher import Dispatcher
 from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeByType, MergeByTypeTarget, MergeStrategy
+from ._status import DispatcherStatus, StateSource
 
 __all__ = [
     "ActorDispatcher",
     "Created",
     "Deleted",
     "Dispatch",
+    "DispatchActorId",
     "DispatchEvent",
     "DispatchInfo",
     "Dispatcher",
+    "DispatcherStatus",
     "MergeByType",
     "MergeByTypeTarget",
     "MergeStrategy",
+    "StateSource",
     "Updated",
 ]
 
@@ -53,14 +61,13 @@ def __getattr__(name: str) -> Any:
         AttributeError: If `name` is not a deprecated name either.
     """
     if name == "RunningState":
-        warnings.warn(
-            "frequenz.dispatch.RunningState is deprecated: use "
-            "Dispatcher.new_running_state_event_receiver(type) and read "
-            "dispatch.started instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "frequenz.dispatch.RunningState",
+            "use Dispatcher.new_running_state_event_receiver(type) and read "
+            "dispatch.started instead",
         )
-        from ._deprecated import RunningState  # pylint: disable=import-outside-toplevel
+        # Imported here so that only using the old name loads the old module.
+        from ._deprecated import RunningState
 
         return RunningState
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

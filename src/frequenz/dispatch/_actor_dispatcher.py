@@ -9,12 +9,13 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from frequenz.channels import Receiver
-from frequenz.client.dispatch.types import TargetComponents
+from frequenz.client.dispatch.types import DispatchId, TargetComponents
+from frequenz.core.id import BaseId
 from frequenz.sdk.actor import Actor, BackgroundService
 from typing_extensions import override
 
@@ -24,18 +25,88 @@ from ._dispatch import Dispatch
 _logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+class DispatchActorId(BaseId, str_prefix="DA"):
+    """The identity of the actor a dispatch maps to.
+
+    `MergeStrategy.identity()` returns one; dispatches with equal identities drive
+    the same actor. Without a merge strategy a dispatch's identity is built from
+    its id.
+    """
+
+    def __init__(self, dispatch_id: DispatchId | int) -> None:
+        """Initialize the identity.
+
+        Args:
+            dispatch_id: A dispatch id, or any non-negative int (a merge strategy
+                uses a hash of what it merges by).
+
+        Raises:
+            TypeError: If `dispatch_id` is not an int or a `DispatchId`.
+            ValueError: If it is negative.
+        """
+        if isinstance(dispatch_id, bool) or not isinstance(
+            dispatch_id, int | DispatchId
+        ):
+            raise TypeError(
+                f"DispatchActorId needs an int or DispatchId, got {dispatch_id!r}"
+            )
+        super().__init__(int(dispatch_id))
+
+
+@dataclass(frozen=True, init=False)
 class DispatchInfo:
     """Event emitted when the dispatch changes."""
 
-    components: TargetComponents
-    """Components to be used."""
+    target: TargetComponents
+    """The target components (empty: all components)."""
 
     dry_run: bool
     """Whether this is a dry run."""
 
     options: dict[str, Any]
-    """Additional options."""
+    """Additional options (the dispatch's payload)."""
+
+    _src: Dispatch | None = field(default=None, compare=False, repr=False)
+    """The dispatch this information was taken from (None if built by hand)."""
+
+    def __init__(
+        self,
+        *,
+        target: TargetComponents | None = None,
+        components: TargetComponents | None = None,
+        dry_run: bool,
+        options: dict[str, Any],
+        _src: Dispatch | None = None,
+    ) -> None:
+        """Initialize the information.
+
+        Args:
+            target: The target components.
+            components: The same as `target`, under the seeds' name for it.
+            dry_run: Whether this is a dry run.
+            options: Additional options.
+            _src: The dispatch this information is taken from.
+
+        Raises:
+            ValueError: If both or neither of `target` and `components` are given.
+        """
+        if target is not None and components is not None:
+            raise ValueError(
+                "DispatchInfo: pass either target or components (the same field)"
+            )
+        chosen = target if target is not None else components
+        if chosen is None:
+            raise ValueError("DispatchInfo: target (or components) is required")
+        # A frozen dataclass with its own __init__ sets its fields this way.
+        object.__setattr__(self, "target", chosen)
+        object.__setattr__(self, "dry_run", dry_run)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "_src", _src)
+
+    @property
+    def components(self) -> TargetComponents:
+        """Components to be used: the same value as `target`, under the seeds' name."""
+        return self.target
 
     @classmethod
     def of(cls, dispatch: Dispatch) -> DispatchInfo:
@@ -48,9 +119,10 @@ class DispatchInfo:
             Its target, dry-run flag and payload.
         """
         return cls(
-            components=dispatch.target,
+            target=dispatch.target,
             dry_run=dispatch.dry_run,
             options=dispatch.payload,
+            _src=dispatch,
         )
 
 
@@ -170,7 +242,7 @@ class _ManagedActor:
             )
             actor = await _call_factory(self._factory, info, receiver)
             actor.start()
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             _logger.exception(
                 "Failed to start the actor for dispatch %s (type %r); retrying in %s",
                 dispatch.id,
@@ -193,13 +265,13 @@ class _ManagedActor:
                 "The actor for %r closed its updates receiver; update dropped",
                 self._identity,
             )
-        self._updates._enqueue(DispatchInfo.of(dispatch))  # pylint: disable=protected-access
+        self._updates.enqueue(DispatchInfo.of(dispatch))
 
     async def _watch(self, actor: Actor) -> None:
         try:
             await actor.wait()
             _logger.error("The actor for %r stopped by itself", self._identity)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             _logger.exception("The actor for %r crashed", self._identity)
         if self._actor is actor:
             self._actor = None
@@ -217,9 +289,8 @@ class _ManagedActor:
         _logger.info("Stopping the actor for %r: %s", self._identity, reason)
         try:
             await _maybe_await(actor.stop(reason))
-        except BaseException as error:  # pylint: disable=broad-except
-            if isinstance(error, asyncio.CancelledError):
-                raise
+        except Exception:
+            # Only errors: cancellation, KeyboardInterrupt and SystemExit go on.
             _logger.exception("The actor for %r failed while stopping", self._identity)
         finally:
             self._close_updates()
@@ -245,20 +316,103 @@ class ActorDispatcher(BackgroundService):
     Example usage:
 
     ```python
-    from frequenz.dispatch import ActorDispatcher, Dispatcher, DispatchInfo
+    import os
+    import asyncio
+    from typing import override
+    from frequenz.dispatch import Dispatcher, ActorDispatcher, DispatchInfo
+    from frequenz.client.dispatch.types import TargetComponents
+    from frequenz.client.common.microgrid.electrical_components import (
+        ElectricalComponentCategory as ComponentCategory,
+    )
+    from frequenz.channels import Receiver, Broadcast, select, selected_from
+    from frequenz.sdk.actor import Actor, run
 
-    async def run(dispatcher: Dispatcher, make_actor) -> None:
-        receiver = await dispatcher.new_running_state_event_receiver("EXAMPLE_TYPE")
-        managing_actor = ActorDispatcher(
-            actor_factory=make_actor,  # async (DispatchInfo, Receiver) -> Actor
-            running_status_receiver=receiver,
-        )
-        async with managing_actor:
-            await managing_actor
+    class MyActor(Actor):
+        def __init__(
+                self,
+                *,
+                name: str | None = None,
+        ) -> None:
+            super().__init__(name=name)
+            self._dispatch_updates_receiver: Receiver[DispatchInfo] | None = None
+            self._dry_run: bool = False
+            self._options: dict[str, Any] = {}
+
+        @classmethod
+        def new_with_dispatch(
+                cls,
+                initial_dispatch: DispatchInfo,
+                dispatch_updates_receiver: Receiver[DispatchInfo],
+                *,
+                name: str | None = None,
+        ) -> "Self":
+            self = cls(name=name)
+            self._dispatch_updates_receiver = dispatch_updates_receiver
+            self._update_dispatch_information(initial_dispatch)
+            return self
+
+        @override
+        async def _run(self) -> None:
+            other_recv: Receiver[Any] = ...
+
+            if self._dispatch_updates_receiver is None:
+                async for msg in other_recv:
+                    # do stuff
+                    ...
+            else:
+                await self._run_with_dispatch(other_recv)
+
+        async def _run_with_dispatch(self, other_recv: Receiver[Any]) -> None:
+            async for selected in select(self._dispatch_updates_receiver, other_recv):
+                if selected_from(selected, self._dispatch_updates_receiver):
+                    self._update_dispatch_information(selected.message)
+                elif selected_from(selected, other_recv):
+                    # do stuff
+                    ...
+                else:
+                    assert False, f"Unexpected selected receiver: {selected}"
+
+        def _update_dispatch_information(self, dispatch_update: DispatchInfo) -> None:
+            print("Received update:", dispatch_update)
+            self._dry_run = dispatch_update.dry_run
+            self._options = dispatch_update.options
+            match dispatch_update.components:
+                case []:
+                    print("Dispatch: Using all components")
+                case list() as ids if isinstance(ids[0], int):
+                    component_ids = ids
+                case [ComponentCategory.BATTERY, *_]:
+                    component_category = ComponentCategory.BATTERY
+                case unsupported:
+                    print(
+                        "Dispatch: Requested an unsupported selector %r, "
+                        "but only component IDs or category BATTERY are supported.",
+                        unsupported,
+                    )
+
+    async def main():
+        url = os.getenv("DISPATCH_API_URL", "grpc://fz-0004.frequenz.io:50051")
+        key  = os.getenv("DISPATCH_API_KEY", "some-key")
+
+        microgrid_id = 1
+
+        async with Dispatcher(
+            microgrid_id=microgrid_id,
+            server_url=url,
+            key=key
+        ) as dispatcher:
+            status_receiver = dispatcher.new_running_state_event_receiver("EXAMPLE_TYPE")
+
+            managing_actor = ActorDispatcher(
+                actor_factory=MyActor.new_with_dispatch,
+                running_status_receiver=status_receiver,
+            )
+
+            await run(managing_actor)
     ```
     """
 
-    def __init__(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+    def __init__(
         self,
         actor_factory: ActorFactory,
         running_status_receiver: Receiver[Dispatch],
@@ -273,7 +427,8 @@ class ActorDispatcher(BackgroundService):
             running_status_receiver: The receiver for dispatch running status
                 changes.
             dispatch_identity: A function to identify to which actor a dispatch
-                refers. By default, it uses the dispatch ID.
+                refers (any hashable result, such as a `DispatchActorId` or an
+                int). By default, `DispatchActorId(dispatch.id)`.
             retry_interval: The interval between retries.
 
         Raises:
@@ -312,7 +467,7 @@ class ActorDispatcher(BackgroundService):
         async for dispatch in self._dispatch_rx:
             try:
                 identity = self._dispatch_identity(dispatch)
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 _logger.exception(
                     "dispatch_identity failed for dispatch %s", dispatch.id
                 )
@@ -344,4 +499,4 @@ class ActorDispatcher(BackgroundService):
 
 
 def _by_id(dispatch: Dispatch) -> Hashable:
-    return dispatch.id
+    return DispatchActorId(dispatch.id)

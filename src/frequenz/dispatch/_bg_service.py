@@ -23,11 +23,11 @@ Identity and truth:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from frequenz.channels import Receiver
@@ -37,12 +37,22 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
+from ._api import DispatchApi
+from ._cache._link import CacheLink, check_cache_options
+from ._clock import Clock, wall_clock
 from ._delivery import KEEP_BOTH, Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
 from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
 from ._schedule import Change, Schedule
+from ._status import (
+    DispatcherStatus,
+    LatestStatusReceiver,
+    ScheduleFacts,
+    StateSource,
+)
+from ._status import StatusRecorder as _StatusRecorder
 from ._sync import DEFAULT_BACKOFF, Backoff, DispatchSync
 
 __all__ = ["DispatchScheduler", "MergeStrategy"]
@@ -56,9 +66,15 @@ _RESTART_DELAY = timedelta(seconds=1)
 _SPIN = 0.001
 """How close to a due instant the timer stops sleeping and yields instead."""
 
+_STALL_RATIO = 0.001
+"""A clock that moves less than this part of a wait counts as standing still."""
 
-def _utc_now() -> datetime:
-    return datetime.now(tz=timezone.utc)
+_MAX_STALL_WAIT = 24 * 3600.0
+"""The longest a timer whose clock stands still waits before looking again (s).
+
+A day: on async-solipsism's loop, a wait this long with nothing else to do raises
+`SleepForeverError`, so a test whose clock never moves fails instead of hanging.
+"""
 
 
 class DispatchScheduler(BackgroundService):
@@ -72,10 +88,14 @@ class DispatchScheduler(BackgroundService):
     def __init__(
         self,
         microgrid_id: MicrogridId | int,
-        client: Any,
+        client: DispatchApi,
         *,
         name: str | None = None,
         backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Clock = wall_clock,
+        cache_file: str | os.PathLike[str] | None = None,
+        require_service: bool = False,
+        cache_max_age: timedelta | None = None,
     ) -> None:
         """Initialize the scheduler.
 
@@ -85,9 +105,20 @@ class DispatchScheduler(BackgroundService):
                 `DispatchApiClient`, or the `FakeClient` it ships for tests).
             name: A name for logs.
             backoff: Delays between attempts to reach the service.
+            clock: Where "now" is read, by default the system's UTC wall clock;
+                tests pass `frequenz.dispatch.testing.FakeClock.now`.
+            cache_file: A file to keep the dispatches in, so that the schedule
+                runs from it at start-up while the service is unreachable. None
+                (the default) keeps no cache.
+            require_service: Wait for the first sync with the service even when
+                a cache was loaded.
+            cache_max_age: Do not start from a cache whose last full sync is
+                older than this; None accepts any age.
 
         Raises:
-            TypeError: If `microgrid_id` is not an int or `MicrogridId`.
+            TypeError: If `microgrid_id` is not an int or `MicrogridId`, or a
+                cache argument has the wrong type.
+            ValueError: If `cache_max_age` is not positive.
         """
         super().__init__(name=name)
         if isinstance(microgrid_id, bool) or not isinstance(
@@ -98,12 +129,30 @@ class DispatchScheduler(BackgroundService):
             )
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
+        self._clock = clock
         self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
-        self._sync = DispatchSync(self._microgrid_id, client, self, backoff=backoff)
+        # status: the bookkeeping behind `status`, fed by the sync and the timer.
+        self._status = _StatusRecorder(
+            int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._sync = DispatchSync(
+            self._microgrid_id, client, self, backoff=backoff, status=self._status
+        )
         self._initialized = asyncio.Event()
         self._rearm = asyncio.Event()
+        # Offline cache (issue 12): None without `cache_file`.
+        cache_path = check_cache_options(cache_file, require_service, cache_max_age)
+        self._require_service = require_service
+        self._cache = (
+            None
+            if cache_path is None
+            else CacheLink(
+                cache_path, self._microgrid_id, max_age=cache_max_age, clock=clock
+            )
+        )
+        self._serving_from_cache = False
 
     @property
     def microgrid_id(self) -> MicrogridId:
@@ -115,12 +164,31 @@ class DispatchScheduler(BackgroundService):
         """How many full lists from the service were reconciled so far."""
         return self._sync.resyncs
 
+    @property
+    def status(self) -> DispatcherStatus:
+        """The scheduler's health now, as an immutable snapshot.
+
+        See `Dispatcher.status`.
+        """
+        return self._status.snapshot()
+
+    def new_status_receiver(self) -> Receiver[DispatcherStatus]:
+        """Return a receiver of status changes that keeps only the latest one.
+
+        See `Dispatcher.new_status_receiver`.
+
+        Returns:
+            A receiver that first gets the current status.
+        """
+        receiver: LatestStatusReceiver = self._status.new_receiver()
+        return receiver
+
     @override
     def start(self) -> None:
         """Start syncing and scheduling; does nothing if already running."""
         if self.is_running:
             return
-        self._tasks.add(asyncio.create_task(self._supervise("sync", self._sync.run)))
+        self._tasks.add(asyncio.create_task(self._supervise("sync", self._run_sync)))
         self._tasks.add(asyncio.create_task(self._supervise("timer", self._run_timer)))
 
     @override
@@ -135,9 +203,16 @@ class DispatchScheduler(BackgroundService):
         finally:
             self._lifecycle.close_all()
             self._running_state.close_all()
+            self._status.on_disconnected(None)  # status: stopped, not an error
+            self._status.close()
+            if self._cache is not None:
+                self._cache.close()
 
     async def wait_for_initialization(self, timeout: timedelta | None = None) -> None:
         """Wait until the first full sync with the service is done.
+
+        With a `cache_file` holding a usable cache (and `require_service` not
+        set), this returns as soon as the cache is loaded into the schedule.
 
         While the service is unreachable this keeps waiting (the failures are
         logged and retried with back-off) unless a timeout is given.
@@ -170,8 +245,7 @@ class DispatchScheduler(BackgroundService):
         if stopped in done:
             raise RuntimeError(f"{self} stopped before the first sync completed")
         raise TimeoutError(
-            f"No full sync with {getattr(self._client, 'server_url', 'the service')}"
-            f" within {timeout}"
+            f"No full sync with {self._client.server_url} within {timeout}"
         )
 
     def new_lifecycle_events_receiver(
@@ -222,7 +296,7 @@ class DispatchScheduler(BackgroundService):
             name=f"running-state:{dispatch_type}", merge_strategy=merge_strategy
         )
         for running in self._schedule.running(dispatch_type):
-            receiver._deliver(running)  # pylint: disable=protected-access
+            receiver.deliver(running)
         self._running_state.add(dispatch_type, receiver)
         return receiver
 
@@ -239,7 +313,7 @@ class DispatchScheduler(BackgroundService):
     def _new_running_state_event_receiver_for_all_types(self) -> RunningStateReceiver:
         receiver = RunningStateReceiver(name="running-state:*", merge_strategy=None)
         for dispatch in self._schedule.running(None):
-            receiver._deliver(dispatch)  # pylint: disable=protected-access
+            receiver.deliver(dispatch)
         self._running_state.add(None, receiver)
         return receiver
 
@@ -271,6 +345,7 @@ class DispatchScheduler(BackgroundService):
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
         if not self._initialized.is_set():
             _logger.info(
                 "Initial sync of microgrid %s: %d dispatches",
@@ -278,6 +353,7 @@ class DispatchScheduler(BackgroundService):
                 len(self._schedule),
             )
             self._initialized.set()
+        self._cache_after_full_sync()
 
     def apply(self, event: Event, dispatch: Dispatch) -> None:
         """Apply one event from the update stream.
@@ -297,12 +373,68 @@ class DispatchScheduler(BackgroundService):
         else:
             _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
         self._rearm.set()
+        self._status.changed()  # status: the dispatches held may have changed
+        self._cache_after_change(dispatch.id)
+
+    # Offline cache (issue 12)
+
+    @property
+    def cache_age(self) -> timedelta | None:
+        """The age of the cache the schedule started from, None if it did not."""
+        loaded = None if self._cache is None else self._cache.loaded
+        return None if loaded is None else loaded.age
+
+    async def _run_sync(self) -> None:
+        self._start_from_cache()
+        await self._sync.run()
+
+    def _start_from_cache(self) -> None:
+        if self._cache is None or (state := self._cache.load()) is None:
+            return
+        # Like a reconcile of the cached list, except that it writes nothing back
+        # and (with `require_service`) leaves the wait for the service alone.
+        now = self._advance()
+        for dispatch in state.dispatches:
+            self._upsert(dispatch, now)
+        self._rearm.set()
+        self._serving_from_cache = True
+        self._status.set_source(StateSource.CACHE)  # status: the state is cached
+        _logger.warning(
+            "Microgrid %s: running the schedule from the dispatch cache (%d"
+            " dispatches, age %s) until the service is reached",
+            int(self._microgrid_id),
+            len(state.dispatches),
+            state.age,
+        )
+        if not self._require_service:
+            self._initialized.set()
+
+    def _cache_after_full_sync(self) -> None:
+        if self._cache is None:
+            return
+        if self._serving_from_cache:
+            self._serving_from_cache = False
+            _logger.info(
+                "Microgrid %s: the schedule from the cache is now reconciled with"
+                " the service",
+                int(self._microgrid_id),
+            )
+        self._cache.synced(
+            dispatch
+            for dispatch_id in self._schedule.ids()
+            if (dispatch := self._schedule.get(dispatch_id)) is not None
+        )
+
+    def _cache_after_change(self, dispatch_id: DispatchId) -> None:
+        if self._cache is not None:
+            self._cache.changed(dispatch_id, self._schedule.get(dispatch_id))
 
     # Internals
 
     def _advance(self) -> datetime:
-        now = _utc_now()
-        self._schedule.advance(now)
+        now = self._clock()
+        with self._status.due_events():  # status: these events were scheduled
+            self._schedule.advance(now)
         return now
 
     def _upsert(
@@ -320,7 +452,7 @@ class DispatchScheduler(BackgroundService):
         elif change is Change.UPDATED:
             self._send_lifecycle(Updated(dispatch))
 
-    def _remove(self, dispatch_id: Any, version: Dispatch | None) -> None:
+    def _remove(self, dispatch_id: DispatchId, version: Dispatch | None) -> None:
         deleted = self._schedule.remove(dispatch_id, version)
         if deleted is not None:
             self._send_lifecycle(Deleted(deleted))
@@ -328,17 +460,26 @@ class DispatchScheduler(BackgroundService):
     def _send_lifecycle(self, event: DispatchEvent) -> None:
         for key in (event.dispatch.type, None):
             for receiver in self._lifecycle.of(key):
-                receiver._enqueue(event)  # pylint: disable=protected-access
+                receiver.enqueue(event)
 
     def _send_running_state(self, dispatch: Dispatch) -> None:
         for key in (dispatch.type, None):
             for receiver in self._running_state.of(key):
-                receiver._deliver(dispatch)  # pylint: disable=protected-access
+                receiver.deliver(dispatch)
+        self._status.on_running_state(dispatch)  # status: running counts, lateness
+
+    def _status_facts(self) -> ScheduleFacts:
+        schedule = self._schedule
+        running: dict[str, int] = {}
+        for dispatch in schedule.running(None):
+            running[dispatch.type] = running.get(dispatch.type, 0) + 1
+        return ScheduleFacts(len(schedule), running, schedule.next_due())
 
     async def _run_timer(self) -> None:
         # The one timer of the whole schedule. It sleeps until the earliest change
         # (or until the schedule changes), then sends everything due. Waking early
-        # against the wall clock is harmless: nothing is due yet, so it re-arms.
+        # is harmless: nothing is due yet, so it re-arms.
+        stalled = 0.0  # the last wait, if the clock did not keep up with it
         while True:
             self._advance()
             due = self._schedule.next_due()
@@ -348,24 +489,34 @@ class DispatchScheduler(BackgroundService):
                 continue
             # Measured after sending: the time spent sending must not push the
             # next wake-up later.
-            delay = (due - _utc_now()).total_seconds()
+            before = self._clock()
+            delay = (due - before).total_seconds()
             if delay <= 0:
                 continue
-            if delay <= _SPIN:
+            if delay <= _SPIN and not stalled:
                 # The selector rounds timeouts up to whole milliseconds: sleeping
-                # the last fraction would wake up to 1 ms late. Yield instead...
-                loop = asyncio.get_running_loop()
-                before = loop.time()
+                # the last fraction would wake up to 1 ms late. Yield instead, as
+                # long as yielding lets the clock move (one that moves only while
+                # the loop sleeps would never get there by yielding).
                 await asyncio.sleep(0)
-                if loop.time() == before:
-                    # ...unless the loop's clock only moves when it is idle (a
-                    # simulated clock, as in tests): then yielding never gets
-                    # there, and sleeping is exact anyway.
-                    await asyncio.sleep(delay)
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay - _SPIN):
+                if self._clock() > before:
+                    continue
+            wait = delay - _SPIN if delay > _SPIN else delay
+            if stalled:
+                # The clock fell behind the last wait (it is frozen, or slower
+                # than the loop, as a test's clocks can be): waking up on the
+                # same schedule would spin. Wait longer each time instead.
+                wait = max(wait, min(stalled * 2, _MAX_STALL_WAIT))
+            try:
+                async with asyncio.timeout(wait):
                     await self._rearm.wait()
+                stalled = 0.0
+            except TimeoutError:
+                # Stalled: the clock hardly moved while the loop waited. A clock
+                # set back (NTP) moves backwards instead, and is not stalled: the
+                # next wait is simply longer.
+                moved = (self._clock() - before).total_seconds()
+                stalled = wait if 0 <= moved < wait * _STALL_RATIO else 0.0
 
     async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         # A crashed internal task is reported and restarted, never silently gone.
@@ -375,7 +526,7 @@ class DispatchScheduler(BackgroundService):
                 _logger.error("%s: the %s task ended; restarting it", self, name)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 _logger.exception("%s: the %s task failed; restarting it", self, name)
             await asyncio.sleep(_RESTART_DELAY.total_seconds())
 

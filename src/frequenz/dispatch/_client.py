@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from enum import Enum
 from types import EllipsisType
 from typing import Any, Final, Literal, TypeVar
 
 import frequenz.client.base.channel as _base_channel
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
-from frequenz.client.common.microgrid.components import ComponentCategory
 from frequenz.client.common.microgrid.electrical_components import (
     ElectricalComponentCategory,
 )
@@ -33,24 +34,35 @@ from frequenz.client.dispatch.types import (
     TargetIds,
 )
 
-_CATEGORY_TYPES = (
+_LEGACY_CATEGORY = getattr(
+    sys.modules.get("frequenz.client.common.microgrid.components"),
+    "ComponentCategory",
+    None,
+)
+"""The deprecated `ComponentCategory` of frequenz-client-common < 0.4, if loaded.
+
+The client still accepts it as a target, so we do too; 0.4 removes it, so we
+never import it ourselves: a caller can only hold one once its module is loaded.
+"""
+
+_CATEGORY_TYPES: tuple[type, ...] = (
     TargetCategory,
-    ComponentCategory,
     ElectricalComponentCategory,
     BatteryType,
     EvChargerType,
     InverterType,
+    *((_LEGACY_CATEGORY,) if isinstance(_LEGACY_CATEGORY, type) else ()),
 )
 
 TargetLike = (
     TargetComponents
     | int
-    | ComponentCategory
     | ElectricalComponentCategory
     | BatteryType
     | EvChargerType
     | InverterType
     | TargetCategory
+    | Enum  # client-common < 0.4: the deprecated ComponentCategory
     | Iterable[Any]
 )
 """What `target` accepts: the client's types, one id or category, or a list."""
@@ -196,7 +208,7 @@ def to_target(value: TargetLike, name: str = "target") -> TargetComponents:
     if isinstance(value, int) and not isinstance(value, _CATEGORY_TYPES):
         return TargetIds(value)
     if isinstance(value, _CATEGORY_TYPES):
-        return TargetCategories(value)
+        return TargetCategories(value)  # type: ignore[arg-type]  # the legacy enum
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise TypeError(f"{name} must be component ids or categories, got {value!r}")
     items = list(value)
@@ -246,10 +258,10 @@ class DispatchClient:
         """
         return getattr(self._client, name)
 
-    async def create(  # pylint: disable=too-many-arguments, too-many-positional-arguments
+    async def create(
         self,
         microgrid_id: MicrogridId | int,
-        type: str,  # pylint: disable=redefined-builtin
+        type: str,
         start_time: datetime | Literal["NOW"],
         duration: timedelta | None,
         target: TargetLike,

@@ -36,7 +36,8 @@ KEEP_BOTH: Final = object()
 class UnboundedReceiver(Receiver[MessageT]):
     """A receiver whose queue never drops a message.
 
-    Messages are put in by the library with `_enqueue`, which never blocks.
+    The library feeds it with `enqueue`, which never blocks; consumers only
+    receive.
     """
 
     def __init__(
@@ -75,8 +76,12 @@ class UnboundedReceiver(Receiver[MessageT]):
         """The number of messages waiting to be consumed."""
         return len(self._pending)
 
-    def _enqueue(self, message: MessageT) -> None:
-        """Queue a message for the consumer.
+    def enqueue(self, message: MessageT) -> None:
+        """Queue a message for the consumer (the sending side of this receiver).
+
+        Never blocks and never drops a message: a pending message this one
+        supersedes (see `supersedes`) is replaced, and the new one goes last.
+        Does nothing once the receiver is closed.
 
         Args:
             message: The message.

@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
 
+from ._clock import wall_clock
+from ._deprecation import warn_deprecated
 from ._recurrence import Occurrences
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ class _RunningSnapshot:
     until: datetime | None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(tz=timezone.utc)
-
-
 @dataclass(frozen=True, init=False)
 class Dispatch(BaseDispatch):
     """Dispatch type with extra functionality.
@@ -58,6 +55,12 @@ class Dispatch(BaseDispatch):
     Dispatches received from a running-state receiver carry the running state they
     were sent with: `started` and `until` answer as of that event, so a consumer that
     reads a message late never sees a start turn into a stop.
+
+    `started`, `until`, `next_run` and `missed_runs` read the system's wall clock
+    (a dispatch is a plain value users keep and compare, so it carries no clock of
+    its own); `started_at`, `next_run_after` take the instant explicitly. Tests
+    move the wall clock with the event loop through time-machine's public API:
+    `frequenz.dispatch.testing.FakeClock` does it.
     """
 
     deleted: bool = False
@@ -90,7 +93,7 @@ class Dispatch(BaseDispatch):
         snapshot = self._snapshot
         if snapshot is not None:
             return snapshot.started
-        return self.started_at(_utc_now())
+        return self.started_at(wall_clock())
 
     def started_at(self, now: datetime) -> bool:
         """Check if the dispatch is started at a given time.
@@ -101,7 +104,7 @@ class Dispatch(BaseDispatch):
         Returns:
             True if the dispatch is started at `now`, False otherwise.
         """
-        return self._window_at(now) is not None
+        return self.window_at(now) is not None
 
     @property
     def until(self) -> datetime | None:
@@ -119,7 +122,7 @@ class Dispatch(BaseDispatch):
         snapshot = self._snapshot
         if snapshot is not None:
             return snapshot.until
-        window = self._window_at(_utc_now())
+        window = self.window_at(wall_clock())
         return None if window is None else window.end
 
     @property
@@ -129,7 +132,7 @@ class Dispatch(BaseDispatch):
         Returns:
             The next run of the dispatch or None if the dispatch is finished.
         """
-        return self.next_run_after(_utc_now())
+        return self.next_run_after(wall_clock())
 
     def next_run_after(self, after: datetime) -> datetime | None:
         """Calculate the next run of a dispatch.
@@ -154,14 +157,17 @@ class Dispatch(BaseDispatch):
         Yields:
             datetime: The missed run.
         """
-        now = _utc_now()
+        now = wall_clock()
         for occurrence in self._occurrences.iter_from(since):
             if occurrence >= now:
                 return
             yield occurrence
 
-    def _window_at(self, when: datetime) -> Window | None:
+    def window_at(self, when: datetime) -> Window | None:
         """Return the run window that contains a given time.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         Args:
             when: The time to look at (timezone-aware).
@@ -182,8 +188,11 @@ class Dispatch(BaseDispatch):
         end = start + self.duration
         return Window(start, end) if when < end else None
 
-    def _next_change_after(self, when: datetime) -> datetime | None:
+    def next_change_after(self, when: datetime) -> datetime | None:
         """Return the next instant after `when` at which a run starts or ends.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         Args:
             when: The time to look after (timezone-aware).
@@ -197,7 +206,7 @@ class Dispatch(BaseDispatch):
         if self.duration is not None and self.duration <= _ZERO:
             # Empty windows never contain any instant: nothing ever starts.
             return None
-        window = self._window_at(when)
+        window = self.window_at(when)
         if window is not None and window.end is None:
             return None
         next_start = self._occurrences.next_after(when)
@@ -225,8 +234,11 @@ class Dispatch(BaseDispatch):
             object.__setattr__(self, "_occurrences_cache", cached)
         return cached
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
         """Check that this dispatch can be scheduled.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         Raises:
             ValueError: If a field cannot be interpreted (naive datetime, impossible
@@ -253,14 +265,14 @@ class Dispatch(BaseDispatch):
         Returns:
             `DIFFERENT_TYPE` for another type, else `RUNNING` or `STOPPED`.
         """
-        from ._deprecated import RunningState  # pylint: disable=import-outside-toplevel
+        # Imported here: the deprecated module imports nothing of ours, but only
+        # code using the old API should load it.
+        from ._deprecated import RunningState
 
-        warnings.warn(
-            "Dispatch.running(type) is deprecated: use "
-            "Dispatcher.new_running_state_event_receiver(type) and read "
-            "dispatch.started instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Dispatch.running(type)",
+            "use Dispatcher.new_running_state_event_receiver(type) and read "
+            "dispatch.started instead",
         )
         if self.type != type_:
             return RunningState.DIFFERENT_TYPE
@@ -272,8 +284,11 @@ class Dispatch(BaseDispatch):
         return snapshot
 
     @classmethod
-    def _from_fields(cls, fields: dict[str, Any]) -> Dispatch:
+    def from_fields(cls, fields: dict[str, Any]) -> Dispatch:
         """Build a dispatch from its field values, without validation.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         The dataclass constructor costs about 20 µs; building thousands of
         dispatches at sync time can skip it, since the fields come from the
@@ -297,8 +312,11 @@ class Dispatch(BaseDispatch):
         duplicate.__dict__.update(changes)
         return duplicate
 
-    def _as_deleted(self) -> Dispatch:
+    def as_deleted(self) -> Dispatch:
         """Return a copy of this dispatch marked as deleted.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         Returns:
             A new dispatch, equal to this one but for `deleted`.
@@ -307,8 +325,11 @@ class Dispatch(BaseDispatch):
         deleted.__dict__.pop("_running_snapshot", None)
         return deleted
 
-    def _with_running_state(self, window: Window | None) -> Dispatch:
+    def with_running_state(self, window: Window | None) -> Dispatch:
         """Return a copy of this dispatch whose running state is fixed.
+
+        For the library's internal use (the schedule calls it); not part of the
+        documented API.
 
         Args:
             window: The window the dispatch runs in, or None if it is stopped.

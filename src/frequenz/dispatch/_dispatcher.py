@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
+import os
 from collections.abc import Generator
 from datetime import timedelta
 from types import TracebackType
@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch import DispatchApiClient as _ApiClientClass
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
@@ -22,9 +23,12 @@ from ._actor_dispatcher import ActorDispatcher, ActorFactory
 from ._bg_service import DispatchScheduler
 from ._client import DispatchClient, to_microgrid_id
 from ._client import TunedDispatchApiClient as DispatchApiClient
+from ._clock import Clock, wall_clock
+from ._deprecation import warn_deprecated
 from ._event import DispatchEvent
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
+from ._status import DispatcherStatus
 
 _logger = logging.getLogger(__name__)
 
@@ -177,7 +181,9 @@ class Dispatcher(BackgroundService):
         import os
         from datetime import datetime, timedelta, timezone
 
-        from frequenz.client.common.microgrid.components import ComponentCategory
+        from frequenz.client.common.microgrid.electrical_components import (
+            ElectricalComponentCategory as ComponentCategory,
+        )
 
         from frequenz.dispatch import Dispatcher
 
@@ -217,16 +223,21 @@ class Dispatcher(BackgroundService):
         ```
     """
 
-    def __init__(  # pylint: disable=too-many-arguments
+    def __init__(
         self,
         *,
         microgrid_id: MicrogridId | int,
-        server_url: str,
+        server_url: str | None = None,
         key: str | None = None,
         auth_key: str | None = None,
         sign_secret: str | None = None,
         call_timeout: timedelta = timedelta(seconds=60),
         stream_timeout: timedelta = timedelta(minutes=5),
+        clock: Clock | None = None,
+        cache_file: str | os.PathLike[str] | None = None,
+        require_service: bool = False,
+        cache_max_age: timedelta | None = None,
+        client: _ApiClientClass | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -239,30 +250,74 @@ class Dispatcher(BackgroundService):
             call_timeout: Timeout for each unary call to the service.
             stream_timeout: Timeout for the client's own `stream()` helper (the
                 dispatcher's sync keeps its stream open without a deadline).
+            clock: Where the scheduler reads the current time; None for the
+                system's UTC wall clock. Tests pass
+                `frequenz.dispatch.testing.FakeClock.now`.
+            cache_file: A file to keep the microgrid's dispatches in. At start-up
+                a usable cache is loaded at once and the schedule runs from it
+                (`async with` returns) while the service is unreachable; after
+                every sync and change it is written. None keeps no cache.
+            require_service: With a cache, still wait for the first sync with
+                the service before `async with` / `wait_for_initialization()`
+                return.
+            cache_max_age: Refuse a cache whose last full sync is older than
+                this; None accepts any age.
+            client: A ready client to use instead of building one, for example
+                the client's `FakeClient` in tests (see
+                `frequenz.dispatch.testing.fake_dispatcher`). With it, the
+                connection settings (`server_url`, `key`, `auth_key`,
+                `sign_secret`) must not be given, and the timeouts are the
+                client's own.
 
         Raises:
-            TypeError: If no key is given, or an argument has the wrong type.
-            ValueError: If `key` and `auth_key` disagree.
+            TypeError: If neither a client nor a server URL and key are given, or
+                an argument has the wrong type.
+            ValueError: If `key` and `auth_key` disagree, or a client is given
+                together with connection settings.
         """
         super().__init__()
-        if key is not None and auth_key is not None and key != auth_key:
-            raise ValueError("key and auth_key are the same setting: pass only one")
-        secret = auth_key if auth_key is not None else key
-        if not isinstance(secret, str) or not secret:
-            raise TypeError("key must be a non-empty str (the Dispatch API key)")
-        if not isinstance(server_url, str) or not server_url:
-            raise TypeError(f"server_url must be a non-empty str, got {server_url!r}")
         self._microgrid_id = to_microgrid_id(microgrid_id)
-        self._client = DispatchClient(
-            DispatchApiClient(
+        if client is not None:
+            # The class itself, not the module-level name a test may patch.
+            if not isinstance(client, _ApiClientClass):
+                raise TypeError(
+                    "client must be a frequenz.client.dispatch.DispatchApiClient "
+                    f"(or its FakeClient), got {client!r}"
+                )
+            given = [
+                name
+                for name, value in (
+                    ("server_url", server_url),
+                    ("key", key),
+                    ("auth_key", auth_key),
+                    ("sign_secret", sign_secret),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"pass either client or connection settings, not both "
+                    f"(got client and {', '.join(given)})"
+                )
+        else:
+            client = _build_client(
                 server_url=server_url,
-                auth_key=secret,
+                key=key,
+                auth_key=auth_key,
                 sign_secret=sign_secret,
                 call_timeout=call_timeout,
                 stream_timeout=stream_timeout,
             )
+        self._client = DispatchClient(client)
+        # The engine gets the raw client: the lenient wrapper is for users only.
+        self._bg_service = DispatchScheduler(
+            self._microgrid_id,
+            self._client.wrapped,
+            clock=wall_clock if clock is None else clock,
+            cache_file=cache_file,
+            require_service=require_service,
+            cache_max_age=cache_max_age,
         )
-        self._bg_service = DispatchScheduler(self._microgrid_id, self._client)
         self._actor_dispatchers: dict[str, ActorDispatcher] = {}
         self._all_unmanaged = asyncio.Event()
         self._all_unmanaged.set()
@@ -423,6 +478,54 @@ class Dispatcher(BackgroundService):
                 self._all_unmanaged.set()
 
     @property
+    def status(self) -> DispatcherStatus:
+        """The dispatcher's health now, as an immutable snapshot.
+
+        Whether it is connected, where the dispatches it holds came from
+        (`StateSource.SERVICE`, `CACHE`, or `NONE` before the first sync), the
+        last full sync and the last error with their instants, the re-syncs,
+        reconnects and failed attempts so far, the dispatches held, those running
+        now and the runs missed so far (per type), and the next scheduled change.
+        See [`DispatcherStatus`][frequenz.dispatch.DispatcherStatus].
+        """
+        return self._bg_service.status
+
+    def new_status_receiver(self) -> Receiver[DispatcherStatus]:
+        """Return a receiver of status changes, for health reporting.
+
+        The receiver first gets the current status, then a new snapshot whenever
+        something in it changed. Snapshots never pile up: changes are published
+        at most once per event-loop iteration and a receiver keeps only the
+        latest one not yet consumed, so a consumer that reads once a minute gets
+        the newest status, not a minute of history.
+
+        This is the thing to wire into a readiness or liveness probe: `ready`
+        says whether a state to act on is held (from the service or the offline
+        cache), `is_healthy(now, max_offline)` whether it is also not cut off from
+        the service for too long.
+
+        Example: A readiness and liveness probe
+            ```python
+            from datetime import datetime, timedelta, timezone
+
+            from frequenz.dispatch import Dispatcher
+
+            async def report_health(dispatcher: Dispatcher, probe) -> None:
+                async for status in dispatcher.new_status_receiver():
+                    probe.ready = status.ready
+                    probe.alive = status.is_healthy(
+                        datetime.now(timezone.utc), max_offline=timedelta(minutes=10)
+                    )
+                    if not status.connected:
+                        print(f"dispatch service unreachable: {status.last_error}")
+            ```
+
+        Returns:
+            A receiver that keeps only the latest status.
+        """
+        return self._bg_service.new_status_receiver()
+
+    @property
     def client(self) -> DispatchClient:
         """The dispatch API client (create, update, get, delete, list, stream)."""
         return self._client
@@ -539,11 +642,9 @@ class Dispatcher(BackgroundService):
 
         Use `new_running_state_event_receiver(type)` instead.
         """
-        warnings.warn(
-            "Dispatcher.running_status_change is deprecated: use "
-            "new_running_state_event_receiver(dispatch_type) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Dispatcher.running_status_change",
+            "use new_running_state_event_receiver(dispatch_type) instead",
         )
         return _ReceiverSource(
             self._bg_service._new_running_state_event_receiver_for_all_types
@@ -555,15 +656,39 @@ class Dispatcher(BackgroundService):
 
         Use `new_lifecycle_events_receiver(type)` instead.
         """
-        warnings.warn(
-            "Dispatcher.lifecycle_events is deprecated: use "
-            "new_lifecycle_events_receiver(dispatch_type) instead.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "Dispatcher.lifecycle_events",
+            "use new_lifecycle_events_receiver(dispatch_type) instead",
         )
         return _ReceiverSource(
             self._bg_service._new_lifecycle_events_receiver_for_all_types
         )
+
+
+def _build_client(
+    *,
+    server_url: str | None,
+    key: str | None,
+    auth_key: str | None,
+    sign_secret: str | None,
+    call_timeout: timedelta,
+    stream_timeout: timedelta,
+) -> _ApiClientClass:
+    """Build the client from the `Dispatcher`'s connection settings."""
+    if key is not None and auth_key is not None and key != auth_key:
+        raise ValueError("key and auth_key are the same setting: pass only one")
+    secret = auth_key if auth_key is not None else key
+    if not isinstance(secret, str) or not secret:
+        raise TypeError("key must be a non-empty str (the Dispatch API key)")
+    if not isinstance(server_url, str) or not server_url:
+        raise TypeError(f"server_url must be a non-empty str, got {server_url!r}")
+    return DispatchApiClient(
+        server_url=server_url,
+        auth_key=secret,
+        sign_secret=sign_secret,
+        call_timeout=call_timeout,
+        stream_timeout=stream_timeout,
+    )
 
 
 class _ReceiverSource:

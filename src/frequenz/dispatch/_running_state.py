@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Hashable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -43,9 +43,9 @@ class MergeTracker:
             strategy: The merge strategy to apply.
         """
         self._strategy = strategy
-        self._running: dict[int, dict[DispatchId, Dispatch]] = {}
-        self._identity_of: dict[DispatchId, int] = {}
-        self._delivered: dict[int, DispatchId] = {}
+        self._running: dict[Hashable, dict[DispatchId, Dispatch]] = {}
+        self._identity_of: dict[DispatchId, Hashable] = {}
+        self._delivered: dict[Hashable, DispatchId] = {}
 
     def process(self, message: Dispatch) -> Iterator[Dispatch]:
         """Turn a running-state event into the events the consumer should get.
@@ -68,7 +68,7 @@ class MergeTracker:
         identity = self._strategy.identity(message)
         if old_identity is not None and old_identity != identity:
             previous = self._running[old_identity][dispatch_id]
-            yield from self._leave(old_identity, previous._with_running_state(None))
+            yield from self._leave(old_identity, previous.with_running_state(None))
         group = self._running.setdefault(identity, {})
         # Re-inserting keeps each group ordered by when its members last started.
         group.pop(dispatch_id, None)
@@ -78,7 +78,7 @@ class MergeTracker:
             self._delivered[identity] = dispatch_id
             yield message
 
-    def _leave(self, identity: int, stop: Dispatch) -> Iterator[Dispatch]:
+    def _leave(self, identity: Hashable, stop: Dispatch) -> Iterator[Dispatch]:
         group = self._running[identity]
         del group[stop.id]
         del self._identity_of[stop.id]
@@ -126,17 +126,20 @@ class RunningStateReceiver(UnboundedReceiver[Dispatch]):
         )
         self._merge = None if merge_strategy is None else MergeTracker(merge_strategy)
 
-    def _deliver(self, message: Dispatch) -> None:
+    def deliver(self, message: Dispatch) -> None:
         """Deliver a running-state event, applying the merge strategy.
+
+        The scheduler's way to feed this receiver (use it rather than `enqueue`,
+        which would bypass the merge strategy).
 
         Args:
             message: The event as sent by the scheduler.
         """
         if self._merge is None:
-            self._enqueue(message)
+            self.enqueue(message)
             return
         for filtered in self._merge.process(message):
-            self._enqueue(filtered)
+            self.enqueue(filtered)
 
     def __await__(self) -> Generator[Any, None, RunningStateReceiver]:
         """Return this receiver when awaited.

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from frequenz.client.dispatch.types import DispatchId
 
@@ -68,6 +69,19 @@ def _reconfigures(old: Dispatch, new: Dispatch) -> bool:
     )
 
 
+class _HeapItem(NamedTuple):
+    """One scheduled instant; items compare field by field, in this order."""
+
+    due: datetime
+    """When the dispatch's running state may change."""
+    rank: int
+    """0 for a start, 1 for a stop: at one instant, starts come first."""
+    token: int
+    """The entry's token when pushed; an item whose token is outdated is stale."""
+    dispatch_id: DispatchId
+    """The dispatch the instant belongs to."""
+
+
 @dataclass(slots=True)
 class _Entry:
     dispatch: Dispatch
@@ -90,7 +104,7 @@ class Schedule:
         """
         self._emit = emit
         self._entries: dict[DispatchId, _Entry] = {}
-        self._heap: list[tuple[datetime, int, int, DispatchId]] = []
+        self._heap: list[_HeapItem] = []
         self._stale_items = 0
         self._tokens = itertools.count(1)
         # Deleted ids with the `create_time` of the dispatch that had them.
@@ -140,7 +154,7 @@ class Schedule:
                 e for running in self._running.values() for e in running.values()
             ]
         for entry in entries:
-            yield entry.dispatch._with_running_state(entry.window)  # pylint: disable=protected-access
+            yield entry.dispatch.with_running_state(entry.window)
 
     def next_due(self) -> datetime | None:
         """Return when the next running state may change.
@@ -149,7 +163,7 @@ class Schedule:
             The earliest scheduled instant, or None if nothing is scheduled.
         """
         self._drop_stale_top()
-        return self._heap[0][0] if self._heap else None
+        return self._heap[0].due if self._heap else None
 
     def forget_deletions(self) -> None:
         """Forget which ids were deleted.
@@ -198,8 +212,8 @@ class Schedule:
             if dispatch == entry.dispatch:
                 return Change.UNCHANGED
         try:
-            dispatch._validate()  # pylint: disable=protected-access
-            window = dispatch._window_at(now)  # pylint: disable=protected-access
+            dispatch.validate()
+            window = dispatch.window_at(now)
         except ValueError as error:
             _logger.error("Skipping a dispatch that cannot be scheduled: %s", error)
             return Change.INVALID
@@ -246,7 +260,7 @@ class Schedule:
             and deleted_version.update_time > version.update_time
         ):
             version = deleted_version
-        deleted = version._as_deleted()  # pylint: disable=protected-access
+        deleted = version.as_deleted()
         if entry.window is not None:
             entry.dispatch = deleted
             self._send(entry, None)
@@ -269,14 +283,14 @@ class Schedule:
         Args:
             now: The current time.
         """
-        if not self._heap or self._heap[0][0] > now:
+        if not self._heap or self._heap[0].due > now:
             return
         with gc_paused():
             self._advance(now)
 
     def _advance(self, now: datetime) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        while heap and heap[0].due <= now:
             due, _, token, dispatch_id = heapq.heappop(heap)
             entry = self._entries.get(dispatch_id)
             if entry is None or entry.token != token:
@@ -284,11 +298,11 @@ class Schedule:
                 continue
             entry.due = None
             try:
-                window = entry.dispatch._window_at(due)  # pylint: disable=protected-access
+                window = entry.dispatch.window_at(due)
                 if window != entry.window:
                     self._send(entry, window)
                 self._reschedule(entry, due)
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 # One dispatch the recurrence engine chokes on must not stop the
                 # schedule for every other one.
                 _logger.exception(
@@ -298,7 +312,7 @@ class Schedule:
 
     def _send(self, entry: _Entry, window: Window | None) -> None:
         dispatch = entry.dispatch
-        message = dispatch._with_running_state(window)  # pylint: disable=protected-access
+        message = dispatch.with_running_state(window)
         entry.window = window
         running = self._running.setdefault(dispatch.type, {})
         running.pop(dispatch.id, None)
@@ -311,14 +325,14 @@ class Schedule:
     def _reschedule(self, entry: _Entry, after: datetime) -> None:
         if entry.due is not None:
             self._stale_items += 1
-        due = entry.dispatch._next_change_after(after)  # pylint: disable=protected-access
+        due = entry.dispatch.next_change_after(after)
         entry.due = due
         entry.token = next(self._tokens)
         if due is None:
             return
         # Rank 0 sorts the starts of an instant before its stops.
         rank = 1 if entry.window is not None else 0
-        heapq.heappush(self._heap, (due, rank, entry.token, entry.dispatch.id))
+        heapq.heappush(self._heap, _HeapItem(due, rank, entry.token, entry.dispatch.id))
         if self._stale_items > max(_MIN_HEAP_REBUILD, len(self._heap) // 2):
             self._rebuild_heap()
 
@@ -326,8 +340,8 @@ class Schedule:
         self._heap = [
             item
             for item in self._heap
-            if (entry := self._entries.get(item[3])) is not None
-            and entry.token == item[2]
+            if (entry := self._entries.get(item.dispatch_id)) is not None
+            and entry.token == item.token
         ]
         heapq.heapify(self._heap)
         self._stale_items = 0
@@ -335,8 +349,9 @@ class Schedule:
     def _drop_stale_top(self) -> None:
         heap = self._heap
         while heap:
-            entry = self._entries.get(heap[0][3])
-            if entry is not None and entry.token == heap[0][2]:
+            top = heap[0]
+            entry = self._entries.get(top.dispatch_id)
+            if entry is not None and entry.token == top.token:
                 return
             heapq.heappop(heap)
             self._stale_items -= 1

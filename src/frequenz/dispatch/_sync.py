@@ -62,8 +62,10 @@ from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
 from frequenz.client.dispatch.types import DispatchId
 
+from ._api import DispatchApi, StreamCall
 from ._dispatch import Dispatch
 from ._gc import gc_paused
+from ._status import StatusRecorder
 from ._wire import dispatch_from_protobuf
 
 _logger = logging.getLogger(__name__)
@@ -153,7 +155,7 @@ def convert(pb_dispatch: PBDispatch) -> Dispatch | None:
     """
     try:
         return dispatch_from_protobuf(pb_dispatch)
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         _logger.error(
             "Skipping dispatch %s that cannot be read: %s",
             pb_dispatch.metadata.dispatch_id,
@@ -259,19 +261,23 @@ class DispatchSync:
     def __init__(
         self,
         microgrid_id: MicrogridId,
-        client: Any,
+        client: DispatchApi,
         target: SyncTarget,
         *,
         backoff: Backoff = DEFAULT_BACKOFF,
+        status: StatusRecorder | None = None,
     ) -> None:
         """Initialize the sync.
 
         Args:
             microgrid_id: The microgrid whose dispatches to sync.
-            client: A frequenz-client-dispatch client (its `stub` is used).
+            client: The raw frequenz-client-dispatch client (its `stub`,
+                `call_timeout` and `server_url` are used).
             target: Where the state goes.
             backoff: Delays between connection attempts.
+            status: Told about connections, failures and full syncs.
         """
+        self._status = StatusRecorder() if status is None else status
         self._microgrid_id = microgrid_id
         self._client = client
         self._target = target
@@ -288,8 +294,6 @@ class DispatchSync:
     async def run(self) -> None:
         """Sync forever: connect, list, follow the stream, reconnect on any end."""
         failures = 0
-        url = getattr(self._client, "server_url", "the Dispatch API")
-        del url
         log = self._log
         while True:
             resyncs_before = self.resyncs
@@ -297,8 +301,10 @@ class DispatchSync:
             try:
                 await self._connection_cycle()
                 _logger.info("Dispatch stream closed by the server; reconnecting")
+                self._status.on_disconnected(None)  # status
             except (grpc.RpcError, OSError, ConnectionError) as raised:
                 error = raised
+                self._status.on_disconnected(error)  # status
             if self.resyncs != resyncs_before:
                 # A cycle that synced counts as a fresh start: the back-off grows
                 # only over attempts that never got through.
@@ -338,20 +344,24 @@ class DispatchSync:
 
     async def _connection_cycle(self) -> None:
         stub = self._client.stub
-        call = stub.StreamMicrogridDispatches(
-            StreamMicrogridDispatchesRequest(microgrid_id=int(self._microgrid_id)),
-            # No deadline: a deadline would end the stream periodically and force
-            # a full re-list each time. Dead connections are found by keep-alive.
-            timeout=None,
+        call = StreamCall.of(
+            stub.StreamMicrogridDispatches(
+                StreamMicrogridDispatchesRequest(microgrid_id=int(self._microgrid_id)),
+                # No deadline: a deadline would end the stream periodically and force
+                # a full re-list each time. Dead connections are found by keep-alive.
+                timeout=None,
+            )
         )
         queue: deque[StreamMicrogridDispatchesResponse] = deque()
         arrived = asyncio.Event()
         reader = asyncio.create_task(_read_stream(call, queue, arrived))
         try:
             await self._wait_until_subscribed(call, reader)
+            listing = self._status.on_listing()  # status
             dispatches, unreadable, complete = await self._list_all()
             with gc_paused():
                 self._target.reconcile(dispatches, unreadable, complete)
+            self._status.on_full_sync(listing)  # status
             self._on_synced()
             self._log.recovered()
             while True:
@@ -364,24 +374,16 @@ class DispatchSync:
                 await arrived.wait()
         finally:
             reader.cancel()
-            cancel = getattr(call, "cancel", None)
-            if callable(cancel):
-                cancel()
+            call.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
     async def _wait_until_subscribed(
         self, call: Any, reader: asyncio.Task[None]
     ) -> None:
-        # Let the reader take its first step: a generator-based stream (as in tests)
-        # subscribes right there.
-        await asyncio.sleep(0)
-        initial_metadata = getattr(call, "initial_metadata", None)
-        if not callable(initial_metadata):
-            return
         # A real server confirms the subscription with its initial metadata. One
         # that only sends it with the first event must not delay the sync forever.
-        confirmed = asyncio.ensure_future(initial_metadata())
+        confirmed = asyncio.ensure_future(call.initial_metadata())
         try:
             await asyncio.wait(
                 {confirmed, reader},
@@ -397,7 +399,7 @@ class DispatchSync:
 
     async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId], bool]:
         stub = self._client.stub
-        timeout = _seconds(getattr(self._client, "call_timeout", None))
+        timeout = _seconds(self._client.call_timeout)
         dispatches: list[Dispatch] = []
         unreadable: set[DispatchId] = set()
         size = self._page_size
@@ -494,7 +496,7 @@ def _channel_of(client: Any) -> Any:
     """The client's gRPC aio channel, None for a client without one (a fake)."""
     try:
         channel = getattr(client, "channel", None)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         return None
     if channel is None or not callable(getattr(channel, "get_state", None)):
         return None

@@ -131,4 +131,4 @@ def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
             to_datetime(metadata.end_time) if metadata.HasField("end_time") else None
         ),
     }
-    return Dispatch._from_fields(fields)  # pylint: disable=protected-access
+    return Dispatch.from_fields(fields)

@@ -10,14 +10,15 @@ Deprecated:
 """
 
 import asyncio
-import warnings
 
 from frequenz.channels import Sender, select, selected_from
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.sdk.actor import Actor
 from typing_extensions import override
 
+from ._api import DispatchApi
 from ._bg_service import DispatchScheduler
+from ._deprecation import warn_deprecated
 from ._dispatch import Dispatch
 from ._event import DispatchEvent
 
@@ -37,7 +38,7 @@ class DispatchingActor(Actor):
     def __init__(
         self,
         microgrid_id: MicrogridId | int,
-        client: object,
+        client: DispatchApi,
         lifecycle_updates_sender: Sender[DispatchEvent],
         running_state_change_sender: Sender[Dispatch],
     ) -> None:
@@ -49,11 +50,10 @@ class DispatchingActor(Actor):
             lifecycle_updates_sender: A sender for dispatch lifecycle events.
             running_state_change_sender: A sender for dispatch running state changes.
         """
-        warnings.warn(
-            "DispatchingActor is deprecated: use frequenz.dispatch.Dispatcher, which "
-            "gives receivers per dispatch type and manages actors.",
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "DispatchingActor",
+            "use frequenz.dispatch.Dispatcher, which gives receivers per dispatch "
+            "type and manages actors",
         )
         super().__init__()
         self._scheduler = DispatchScheduler(microgrid_id, client)
@@ -62,7 +62,6 @@ class DispatchingActor(Actor):
 
     @override
     async def _run(self) -> None:
-        # pylint: disable-next=protected-access
         lifecycle = self._scheduler._new_lifecycle_events_receiver_for_all_types()
         running = self._scheduler._new_running_state_event_receiver_for_all_types()
         self._scheduler.start()

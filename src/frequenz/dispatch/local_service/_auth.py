@@ -9,7 +9,12 @@ bytes) and `sig`: the URL-safe base64, without padding, of
 HMAC-SHA256(secret, key + ts + nonce + method name), where the method name is
 the last segment of the RPC path, e.g. `ListMicrogridDispatches`.
 
-Keys and secrets are never logged; rejection reasons name only what was wrong.
+Keys and secrets are never logged; rejection reasons name only what was wrong,
+and at most once per client per interval (`_rejections`). Accepted nonces are
+persisted with the data (`NonceStore`), so a restart within the window does
+not let a recorded request be replayed. Every rejection is UNAUTHENTICATED,
+including timestamps that are no plain decimal of at most
+`MAX_TIMESTAMP_DIGITS` digits and nonces longer than `MAX_NONCE_LENGTH`.
 """
 
 from __future__ import annotations
@@ -18,16 +23,37 @@ import base64
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+
+from ._rejections import DEFAULT_LOG_INTERVAL, RejectionLog, client_of
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE_WINDOW = 300.0
 """Default accepted clock difference for signed requests, in seconds."""
+
+MAX_TIMESTAMP_DIGITS = 12
+"""Longest accepted `ts` (UNIX seconds reach 12 digits in the year 33658)."""
+
+MAX_NONCE_LENGTH = 256
+"""Longest accepted `nonce`; the client sends 24 characters."""
+
+
+class NonceStore(Protocol):
+    """Where accepted nonces are kept across restarts."""
+
+    async def remember(self, nonce: str, expires_at: float, now: float) -> None:
+        """Persist an accepted nonce, forgetting those expired by `now`.
+
+        Args:
+            nonce: The nonce.
+            expires_at: When it may be forgotten, in UNIX seconds.
+            now: The current time, in UNIX seconds.
+        """
 
 
 class NonceCache:
@@ -68,6 +94,15 @@ class NonceCache:
         self._expiry[nonce] = expires_at
         return True
 
+    def preload(self, nonces: Iterable[tuple[str, float]]) -> None:
+        """Remember nonces accepted before (e.g. before a restart).
+
+        Args:
+            nonces: `(nonce, expires_at)` pairs, by increasing expiry.
+        """
+        for nonce, expires_at in nonces:
+            self._expiry[nonce] = expires_at
+
 
 def _metadata_value(metadata: Sequence[Any] | None, name: str) -> str | None:
     """Get the first metadata entry with a given name, as text."""
@@ -77,6 +112,17 @@ def _metadata_value(metadata: Sequence[Any] | None, name: str) -> str | None:
             if isinstance(value, bytes):
                 return value.decode("ascii", "replace")
             return str(value)
+    return None
+
+
+def _malformed(ts: str, nonce: str) -> str | None:
+    """Tell what is wrong with the form of a timestamp or nonce, if anything."""
+    # ASCII digits only (`isdigit()` also takes "²", which `int()` refuses),
+    # and few enough that the arithmetic with them stays in float range.
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= MAX_TIMESTAMP_DIGITS):
+        return "invalid request timestamp"
+    if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+        return "invalid request nonce"
     return None
 
 
@@ -109,6 +155,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         *,
         signature_window: float = DEFAULT_SIGNATURE_WINDOW,
         clock: Callable[[], float] = time.time,
+        nonce_store: NonceStore | None = None,
+        rejections: RejectionLog | None = None,
     ) -> None:
         """Create an interceptor.
 
@@ -118,12 +166,30 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             signature_window: How far, in seconds, a signed request's timestamp
                 may be from the server clock.
             clock: Returns the current UNIX time in seconds.
+            nonce_store: Where accepted nonces are persisted; memory only if
+                `None`.
+            rejections: Where rejected calls are logged; a `RejectionLog` with
+                the default interval if `None`.
         """
         self._key = key
         self._sign_secret = sign_secret
         self._window = signature_window
         self._clock = clock
         self._nonces = NonceCache()
+        self._nonce_store = nonce_store
+        self._rejections = rejections or RejectionLog(
+            _logger, interval=DEFAULT_LOG_INTERVAL
+        )
+
+    @property
+    def nonces(self) -> NonceCache:
+        """The nonces of the current window (to preload after a restart)."""
+        return self._nonces
+
+    @property
+    def rejections(self) -> RejectionLog:
+        """Where rejected calls are logged."""
+        return self._rejections
 
     def check(self, method: str, metadata: Sequence[Any] | None) -> str | None:
         """Check the credentials of a call.
@@ -135,38 +201,45 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         Returns:
             Why the call is rejected, or `None` if it is allowed.
         """
+        return self._verify(method, metadata)[0]
+
+    def _verify(
+        self, method: str, metadata: Sequence[Any] | None
+    ) -> tuple[str | None, tuple[str, float, float] | None]:
+        """Check a call; also return the accepted `(nonce, expiry, now)`, if any."""
         key = _metadata_value(metadata, "key")
         if key is None:
-            return "missing API key"
+            return "missing API key", None
         if not hmac.compare_digest(key.encode(), self._key.encode()):
-            return "invalid API key"
+            return "invalid API key", None
         if self._sign_secret is None:
-            return None
+            return None, None
         return self._check_signature(self._sign_secret, key, method, metadata)
 
     def _check_signature(
         self, secret: str, key: str, method: str, metadata: Sequence[Any] | None
-    ) -> str | None:
-        """Check signature, timestamp and nonce; see `check()`."""
+    ) -> tuple[str | None, tuple[str, float, float] | None]:
+        """Check signature, timestamp and nonce; see `_verify()`."""
         ts = _metadata_value(metadata, "ts")
         nonce = _metadata_value(metadata, "nonce")
         sig = _metadata_value(metadata, "sig")
         if ts is None or nonce is None or sig is None:
-            return "missing request signature (ts, nonce and sig are required)"
-        if not ts.isdigit():
-            return "invalid request timestamp"
+            return "missing request signature (ts, nonce and sig are required)", None
+        if (malformed := _malformed(ts, nonce)) is not None:
+            return malformed, None
         # The signature is checked first so that unsigned garbage can neither
         # probe the clock nor fill the nonce cache.
         expected = signature(secret, key, ts, nonce, method)
         if not hmac.compare_digest(sig.rstrip("=").encode(), expected.encode()):
-            return "invalid request signature"
+            return "invalid request signature", None
         now = self._clock()
         timestamp = int(ts)
         if abs(now - timestamp) > self._window:
-            return "stale request timestamp"
-        if not self._nonces.add(nonce, timestamp + self._window, now):
-            return "replayed request nonce"
-        return None
+            return "stale request timestamp", None
+        expires_at = timestamp + self._window
+        if not self._nonces.add(nonce, expires_at, now):
+            return "replayed request nonce", None
+        return None, (nonce, expires_at, now)
 
     async def intercept_service(
         self,
@@ -188,20 +261,44 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler  # Unknown method: let gRPC answer UNIMPLEMENTED.
         method = handler_call_details.method
-        reason = self.check(method, handler_call_details.invocation_metadata)
+        reason, accepted = self._verify(
+            method, handler_call_details.invocation_metadata
+        )
         if reason is None:
+            if accepted is not None and self._nonce_store is not None:
+                try:
+                    await self._nonce_store.remember(*accepted)
+                except Exception as error:
+                    # Without it on disk a restart would accept a replay; the
+                    # usual cause is a stopping service (storage closed).
+                    _logger.warning("Cannot persist a request nonce: %s", error)
+                    return _rejecting_handler(
+                        handler,
+                        grpc.StatusCode.UNAVAILABLE,
+                        "cannot record the request nonce; try again",
+                    )
             return handler
-        _logger.warning("Rejected call to %s: %s", method, reason)
-        return _rejecting_handler(handler, reason)
+        return _rejecting_handler(
+            handler,
+            grpc.StatusCode.UNAUTHENTICATED,
+            reason,
+            lambda peer: self._rejections.record(client_of(peer), method, reason),
+        )
 
 
 def _rejecting_handler(
-    handler: grpc.RpcMethodHandler[Any, Any], reason: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    code: grpc.StatusCode,
+    reason: str,
+    on_reject: Callable[[str], None] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """Build a handler of the same kind as `handler` that always fails."""
 
     async def reject(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        # The peer is only known here, not to the interceptor.
+        if on_reject is not None:
+            on_reject(context.peer())
+        await context.abort(code, reason)
 
     async def reject_stream(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]

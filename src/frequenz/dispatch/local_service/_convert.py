@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
     Dispatch,
     DispatchData,
@@ -25,8 +24,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
 )
 from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
-
-# pylint: enable=no-name-in-module
 
 MICROS_PER_SECOND = 1_000_000
 """Microseconds in one second."""

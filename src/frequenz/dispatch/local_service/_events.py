@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1.dispatch_pb2 import StreamMicrogridDispatchesResponse
-
-# pylint: enable=no-name-in-module
 
 
 class Subscription:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.types.interval_pb2 import Interval
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
     DispatchData,
@@ -21,7 +20,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     TargetComponents,
 )
 
-# pylint: enable=no-name-in-module
 from ._convert import StoredDispatch, is_recurring, timestamp_to_micros
 from ._validation import validate_target
 
@@ -107,7 +105,8 @@ def matches_query(query: str, dispatch: StoredDispatch) -> bool:
         Whether it matches.
     """
     if id_match := _ID_QUERY.fullmatch(query):
-        return int(id_match.group(1)) == dispatch.dispatch_id
+        # Compared as text: `int()` refuses more than 4300 digits.
+        return (id_match.group(1).lstrip("0") or "0") == str(dispatch.dispatch_id)
     return query in dispatch.data.type
 
 

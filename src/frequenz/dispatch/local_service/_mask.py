@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
     DispatchData,
     RecurrenceRule,
     UpdateMicrogridDispatchRequest,
 )
 
-# pylint: enable=no-name-in-module
 from ._validation import InvalidArgumentError
 
 DispatchUpdate = UpdateMicrogridDispatchRequest.DispatchUpdate

@@ -18,15 +18,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.pagination.pagination_info_pb2 import PaginationInfo
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
+    Dispatch,
     ListMicrogridDispatchesRequest,
     SortField,
     SortOrder,
 )
 
-# pylint: enable=no-name-in-module
 from ._convert import StoredDispatch
 from ._validation import InvalidArgumentError
 
@@ -35,6 +34,20 @@ DEFAULT_PAGE_SIZE = 100
 
 MAX_PAGE_SIZE = 1000
 """Larger requested page sizes are reduced to this."""
+
+MAX_PAGE_BYTES = 3 * 1024 * 1024
+"""Most bytes of dispatches on one page; a page is cut by count and by size.
+
+gRPC clients accept messages of at most 4 MiB by default. A single dispatch
+within the limits of `_validation` is below 200 kB, so one always fits, and
+the margin covers the pagination info and framing.
+"""
+
+MAX_PAGE_TOKEN_LENGTH = 1024
+"""Longest accepted page token; the service's own tokens are about 120 characters."""
+
+_FRAMING_BYTES = 6
+"""Upper bound of the tag and length prefix of one dispatch on a page."""
 
 _TOKEN_VERSION = 1
 _TOKEN_FIELD = "pagination_params.page_token"
@@ -111,6 +124,9 @@ class Page:
     dispatches: list[StoredDispatch]
     """The dispatches on this page."""
 
+    messages: list[Dispatch]
+    """The same dispatches, as sent to the client."""
+
     info: PaginationInfo
     """Total count and the token for the next page, if any."""
 
@@ -127,6 +143,8 @@ def _encode_token(after: tuple[int, int], page_size: int, digest: str) -> str:
 
 
 def _decode_token(token: str, digest: str) -> tuple[tuple[int, int], int]:
+    if len(token) > MAX_PAGE_TOKEN_LENGTH:
+        raise InvalidArgumentError(_TOKEN_FIELD, "is not a valid page token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -137,7 +155,8 @@ def _decode_token(token: str, digest: str) -> tuple[tuple[int, int], int]:
             and all(type(n) is int for n in (after_value, after_id, page_size))
             and isinstance(payload["query"], str)
         )
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    # RecursionError: JSON nested deeper than the parser goes.
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         valid = False
     if not valid:
         raise InvalidArgumentError(_TOKEN_FIELD, "is not a valid page token")
@@ -162,7 +181,8 @@ def paginate(
         matching: Every dispatch that passes the request's filter.
 
     Returns:
-        The page.
+        The page: at most the page size of dispatches, and at most
+            `MAX_PAGE_BYTES` of them (but always one, if any is left).
 
     Raises:
         InvalidArgumentError: If the sort options or page token are invalid.
@@ -181,13 +201,24 @@ def paginate(
             ordered = [d for d in ordered if spec.key(d) < after]
         else:
             ordered = [d for d in ordered if spec.key(d) > after]
-    page = ordered[:page_size]
+    page: list[StoredDispatch] = []
+    messages: list[Dispatch] = []
+    page_bytes = 0
+    for dispatch in ordered[:page_size]:
+        message = dispatch.to_protobuf()
+        # A repeated field adds a tag and a length prefix per entry.
+        page_bytes += message.ByteSize() + _FRAMING_BYTES
+        if page and page_bytes > MAX_PAGE_BYTES:
+            break
+        page.append(dispatch)
+        messages.append(message)
     next_token = (
         _encode_token(spec.key(page[-1]), page_size, digest)
-        if len(ordered) > page_size
+        if len(ordered) > len(page)
         else None
     )
     return Page(
         dispatches=page,
+        messages=messages,
         info=PaginationInfo(total_items=len(matching), next_page_token=next_token),
     )

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from types import TracebackType
 from typing import Self
 
 import grpc.aio
-
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc
 
-# pylint: enable=no-name-in-module
 from ._auth import DEFAULT_SIGNATURE_WINDOW, AuthInterceptor
 from ._events import EventBroker
+from ._guard import RequestGuardInterceptor
+from ._lock import DatabaseLock
+from ._rejections import DEFAULT_LOG_INTERVAL, RejectionLog
 from ._servicer import DispatchServicer
 from ._storage import AsyncDispatchStorage, Database
 
@@ -68,6 +69,10 @@ class LocalDispatchService:
     `stop()` followed by `start()` serves again on the same port (clients keep
     their URL); a new instance can also reuse the database file and port of a
     stopped one. An in-memory database is lost on `stop()`.
+
+    A database file is served by one service at a time: `start()` refuses a
+    file another service (in this or another process) is serving. A new file
+    (and its `-wal` and `-shm` files) can be read by its owner only.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class LocalDispatchService:
         port: int = 0,
         signature_window: float = DEFAULT_SIGNATURE_WINDOW,
         grace: float = 1.0,
+        rejection_log_interval: float = DEFAULT_LOG_INTERVAL,
     ) -> None:
         """Configure the service; nothing runs until `start()`.
 
@@ -92,6 +98,9 @@ class LocalDispatchService:
             signature_window: Seconds a signed request's timestamp may differ from
                 the server clock; nonces are remembered that long.
             grace: Seconds `stop()` lets running calls finish.
+            rejection_log_interval: Seconds between two warnings about calls
+                of one client rejected for their credentials; the calls in
+                between are counted, and the count logged later.
 
         Raises:
             ValueError: If `key` is empty.
@@ -105,6 +114,9 @@ class LocalDispatchService:
         self._port = port
         self._signature_window = signature_window
         self._grace = grace
+        self._rejection_log_interval = rejection_log_interval
+        self._lock = DatabaseLock(database)
+        self._rejections: RejectionLog | None = None
         self._server: grpc.aio.Server | None = None
         self._storage: AsyncDispatchStorage | None = None
         self._broker: EventBroker | None = None
@@ -192,20 +204,45 @@ class LocalDispatchService:
         Raises:
             RuntimeError: If the service is already running.
             OSError: If the address cannot be bound.
+            StorageError: If another service serves the database file, or the
+                file has a newer schema.
         """
         if self._server is not None:
             raise RuntimeError("the service is already running")
+        try:
+            await self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def _start(self) -> None:
         storage = AsyncDispatchStorage(self._database)
+        # Opened first, so that an unusable file is reported as SQLite sees it.
         await storage.open()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            await storage.close()
+            raise
+        rejections = RejectionLog(_logger, interval=self._rejection_log_interval)
+        auth = AuthInterceptor(
+            self._key,
+            self._sign_secret,
+            signature_window=self._signature_window,
+            nonce_store=storage,
+            rejections=rejections,
+        )
+        try:
+            now = time.time()
+            auth.nonces.preload(await storage.run(lambda s: s.live_nonces(now)))
+        except BaseException:
+            await storage.close()
+            raise
         broker = EventBroker()
         server = grpc.aio.server(
-            interceptors=[
-                AuthInterceptor(
-                    self._key,
-                    self._sign_secret,
-                    signature_window=self._signature_window,
-                )
-            ],
+            # The guard runs inside the authentication: rejected calls are
+            # rejected whatever their body.
+            interceptors=[auth, RequestGuardInterceptor()],
             options=_SERVER_OPTIONS,
         )
         dispatch_pb2_grpc.add_MicrogridDispatchServiceServicer_to_server(
@@ -223,6 +260,7 @@ class LocalDispatchService:
             raise OSError(f"cannot listen on {address}: {error}") from error
         self._port = port
         self._server, self._storage, self._broker = server, storage, broker
+        self._rejections = rejections
         _logger.info("Dispatch API service listening on %s", self.url)
 
     async def stop(self) -> None:
@@ -233,12 +271,16 @@ class LocalDispatchService:
         """
         server, storage, broker = self._server, self._storage, self._broker
         self._server = self._storage = self._broker = None
+        rejections, self._rejections = self._rejections, None
         if broker is not None:
             broker.close()
         if server is not None:
             await server.stop(self._grace)
         if storage is not None:
             await storage.close()
+        if rejections is not None:
+            rejections.flush()
+        self._lock.release()
         if server is not None:
             _logger.info("Dispatch API service on port %s stopped", self._port)
 

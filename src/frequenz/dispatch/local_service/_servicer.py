@@ -1,7 +1,15 @@
 # License: MIT
 # Copyright © 2025 Frequenz Energy-as-a-Service GmbH
 
-"""The `MicrogridDispatchService` RPC handlers."""
+"""The `MicrogridDispatchService` RPC handlers.
+
+Status codes, besides OK: INVALID_ARGUMENT for any field the service refuses
+(the message starts with the field's name, see `_validation`), NOT_FOUND for a
+dispatch id that is not in the microgrid (ids above `MAX_ID` included),
+UNAVAILABLE for streams when the service stops. The interceptors add
+UNAUTHENTICATED (`_auth`) and INVALID_ARGUMENT for undecodable requests
+(`_guard`); gRPC itself answers RESOURCE_EXHAUSTED for requests over 4 MiB.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +19,6 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
-
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.streaming.event_pb2 import Event
 from frequenz.api.dispatch.v1 import dispatch_pb2_grpc
 from frequenz.api.dispatch.v1.dispatch_pb2 import (
@@ -31,7 +37,6 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     UpdateMicrogridDispatchResponse,
 )
 
-# pylint: enable=no-name-in-module
 from ._convert import (
     StoredDispatch,
     micros_to_timestamp,
@@ -45,8 +50,10 @@ from ._mask import apply_update, check_paths
 from ._pagination import paginate
 from ._storage import AsyncDispatchStorage
 from ._validation import (
+    MAX_ID,
     InvalidArgumentError,
     validate_dispatch_data,
+    validate_microgrid_id,
     validate_start_time,
     validate_timestamp,
 )
@@ -57,6 +64,20 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 async def _invalid_argument(context: Context, error: InvalidArgumentError) -> NoReturn:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+
+
+async def _check_microgrid(context: Context, microgrid_id: int) -> None:
+    try:
+        validate_microgrid_id(microgrid_id)
+    except InvalidArgumentError as error:
+        await _invalid_argument(context, error)
+
+
+async def _check_ids(context: Context, microgrid_id: int, dispatch_id: int) -> None:
+    """Refuse ids that cannot be stored; such a dispatch cannot exist."""
+    await _check_microgrid(context, microgrid_id)
+    if dispatch_id > MAX_ID:
+        await _not_found(context, microgrid_id, dispatch_id)
 
 
 async def _not_found(context: Context, microgrid_id: int, dispatch_id: int) -> NoReturn:
@@ -127,6 +148,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Returns:
             One page of dispatches.
         """
+        await _check_microgrid(context, request.microgrid_id)
         try:
             check_filter(request.filter)
             dispatches = await self._storage.run(lambda s: s.list(request.microgrid_id))
@@ -135,7 +157,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         except InvalidArgumentError as error:
             await _invalid_argument(context, error)
         return ListMicrogridDispatchesResponse(
-            dispatches=[d.to_protobuf() for d in page.dispatches],
+            dispatches=page.messages,
             pagination_info=page.info,
         )
 
@@ -155,6 +177,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Yields:
             The events, until the service stops.
         """
+        await _check_microgrid(context, request.microgrid_id)
         subscription = self._broker.subscribe(request.microgrid_id)
         try:
             await context.send_initial_metadata(())
@@ -178,6 +201,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Returns:
             The created dispatch.
         """
+        await _check_microgrid(context, request.microgrid_id)
         data = DispatchData()
         data.CopyFrom(request.dispatch_data)
         now_us = self._clock()
@@ -221,6 +245,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Returns:
             The updated dispatch.
         """
+        await _check_ids(context, request.microgrid_id, request.dispatch_id)
         paths = list(request.update_mask.paths)
         now_us = self._clock()
 
@@ -267,6 +292,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Returns:
             The dispatch.
         """
+        await _check_ids(context, request.microgrid_id, request.dispatch_id)
         stored = await self._storage.run(
             lambda s: s.get(request.microgrid_id, request.dispatch_id)
         )
@@ -288,6 +314,7 @@ class DispatchServicer(dispatch_pb2_grpc.MicrogridDispatchServiceServicer):
         Returns:
             The ids of the deleted dispatch.
         """
+        await _check_ids(context, request.microgrid_id, request.dispatch_id)
         stored = await self._write(
             lambda: self._storage.run(
                 lambda s: s.delete(request.microgrid_id, request.dispatch_id)

@@ -16,21 +16,22 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1.dispatch_pb2 import DispatchData
 
-# pylint: enable=no-name-in-module
 from ._convert import DATA_COLUMNS, StoredDispatch, data_to_columns, row_to_stored
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 1
-"""Version stored in `PRAGMA user_version`; bump it with every schema change."""
+SCHEMA_VERSION = 2
+"""Version stored in `PRAGMA user_version`; bump it with every schema change.
+
+1: dispatches. 2: nonces of signed requests (a version 1 file is upgraded).
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dispatches (
@@ -50,6 +51,13 @@ CREATE TABLE IF NOT EXISTS dispatches (
     update_time_us INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dispatches_by_microgrid ON dispatches (microgrid_id, id);
+-- Nonces of signed requests still inside the signature window: kept with the
+-- data so that a restart does not accept a replay of a recorded request.
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonces_by_expiry ON nonces (expires_at);
 """
 
 _SELECT = (
@@ -64,6 +72,19 @@ Database = str | os.PathLike[str]
 
 class StorageError(RuntimeError):
     """The database cannot be used (for example, it has a newer schema)."""
+
+
+def _create_private(database: Database) -> None:
+    """Create a missing database file readable by its owner only (0600).
+
+    SQLite gives the `-wal` and `-shm` files the permissions of the database
+    file, so they are private too. An existing file keeps its permissions.
+    """
+    if os.fspath(database) == ":memory:":
+        return
+    # Anything else (e.g. a missing folder) SQLite reports in its own words.
+    with suppress(OSError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class DispatchStorage:
@@ -81,6 +102,7 @@ class DispatchStorage:
         Raises:
             StorageError: If the database was written by a newer schema version.
         """
+        _create_private(database)
         # Autocommit mode: transactions are opened explicitly in `_transaction`,
         # so nothing is ever left pending between two requests.
         self._conn = sqlite3.connect(database, isolation_level=None)
@@ -241,6 +263,37 @@ class DispatchStorage:
                 conn.execute("DELETE FROM dispatches WHERE id = ?", (dispatch_id,))
         return current
 
+    def remember_nonce(self, nonce: str, expires_at: float, now: float) -> None:
+        """Store an accepted nonce and forget the expired ones.
+
+        Args:
+            nonce: The nonce.
+            expires_at: When it may be forgotten, in UNIX seconds.
+            now: The current time, in UNIX seconds.
+        """
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM nonces WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT OR REPLACE INTO nonces (nonce, expires_at) VALUES (?, ?)",
+                (nonce, expires_at),
+            )
+
+    def live_nonces(self, now: float) -> Sequence[tuple[str, float]]:
+        """Return the stored nonces that have not expired.
+
+        Args:
+            now: The current time, in UNIX seconds.
+
+        Returns:
+            `(nonce, expires_at)` pairs, by increasing expiry.
+        """
+        rows = self._conn.execute(
+            "SELECT nonce, expires_at FROM nonces WHERE expires_at > ? "
+            "ORDER BY expires_at",
+            (now,),
+        ).fetchall()
+        return [(row["nonce"], row["expires_at"]) for row in rows]
+
 
 class AsyncDispatchStorage:
     """Runs a `DispatchStorage` on its own single worker thread."""
@@ -301,3 +354,13 @@ class AsyncDispatchStorage:
         if storage is None:
             raise StorageError("the storage is not open")
         return await self._submit(functools.partial(operation, storage))
+
+    async def remember(self, nonce: str, expires_at: float, now: float) -> None:
+        """Persist an accepted nonce (see `DispatchStorage.remember_nonce`).
+
+        Args:
+            nonce: The nonce.
+            expires_at: When it may be forgotten, in UNIX seconds.
+            now: The current time, in UNIX seconds.
+        """
+        await self.run(lambda storage: storage.remember_nonce(nonce, expires_at, now))

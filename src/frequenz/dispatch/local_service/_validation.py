@@ -4,15 +4,35 @@
 """Validation of dispatch data sent by clients.
 
 Every check raises `InvalidArgumentError` naming the offending field, so the
-servicer can answer INVALID_ARGUMENT with a message a user can act on. The
-limits follow the documentation in the Dispatch API `.proto` file.
+servicer can answer INVALID_ARGUMENT with a message a user can act on.
+
+The limits, each refused with INVALID_ARGUMENT naming its field:
+
+| limit               | value                        | field                      |
+| ------------------- | ---------------------------- | -------------------------- |
+| `MAX_ID`            | 2^63 - 1 (SQLite's integers) | `microgrid_id`             |
+| `MAX_TYPE_LENGTH`   | 256 characters               | `type`                     |
+| `MAX_TARGET_SIZE`   | 10,000 ids or categories     | `target`                   |
+| `MAX_PAYLOAD_BYTES` | 50 KiB serialized (`.proto`) | `payload`                  |
+| `MAX_PAYLOAD_DEPTH` | 5 levels (`.proto`)          | `payload`                  |
+| finite numbers      | no NaN, no ±Infinity         | `payload`                  |
+| latest time         | 9999-12-31T23:59:59Z         | `start_time`, `duration`   |
+| `MAX_INTERVAL`      | 10,000                       | `recurrence.interval`      |
+| `MAX_COUNT`         | 4,096                        | `recurrence.end_criteria`  |
+| `_MAX_RULE_ENTRIES` | each valid value once        | `recurrence.by...` lists   |
+
+They make sure that everything stored can be read back by the client: its
+`datetime`s end in year 9999, its JSON decoding of payloads refuses NaN and
+Infinity, and a default gRPC client accepts at most 4 MiB per message (every
+dispatch within these limits is far smaller, see `_pagination.MAX_PAGE_BYTES`).
+Dispatch ids larger than `MAX_ID` cannot exist: they are answered NOT_FOUND.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-# pylint: disable=no-name-in-module
 from frequenz.api.common.v1alpha8.microgrid.electrical_components.electrical_components_pb2 import (  # noqa: E501
     BatteryType,
     ElectricalComponentCategory,
@@ -27,8 +47,16 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
 from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-# pylint: enable=no-name-in-module
 from ._convert import MICROS_PER_SECOND
+
+MAX_ID = 2**63 - 1
+"""Largest microgrid or dispatch id: SQLite stores signed 64-bit integers."""
+
+MAX_TYPE_LENGTH = 256
+"""Longest accepted dispatch `type`, in characters."""
+
+MAX_TARGET_SIZE = 10_000
+"""Most component ids, or component categories, one target may name."""
 
 MAX_PAYLOAD_BYTES = 50 * 1024
 """Largest accepted payload, serialized."""
@@ -75,6 +103,19 @@ class InvalidArgumentError(ValueError):
         """Dotted path of the offending field."""
 
 
+def validate_microgrid_id(microgrid_id: int) -> None:
+    """Reject microgrid ids the service cannot store.
+
+    Args:
+        microgrid_id: The `microgrid_id` of a request.
+
+    Raises:
+        InvalidArgumentError: If the id is larger than `MAX_ID`.
+    """
+    if microgrid_id > MAX_ID:
+        raise InvalidArgumentError("microgrid_id", f"must be at most {MAX_ID}")
+
+
 def _is_known(enum_type: Any, value: int) -> bool:
     """Tell whether a value is a named, non-UNSPECIFIED member of a proto enum."""
     return value != 0 and value in enum_type.DESCRIPTOR.values_by_number
@@ -95,6 +136,13 @@ def validate_start_time(start_time_us: int, now_us: int, field: str) -> None:
         raise InvalidArgumentError(field, "must not be in the past")
 
 
+def _validate_size(size: int, field: str) -> None:
+    if size > MAX_TARGET_SIZE:
+        raise InvalidArgumentError(
+            field, f"must not name more than {MAX_TARGET_SIZE} entries, got {size}"
+        )
+
+
 def validate_target(target: TargetComponents, field: str) -> None:
     """Check that a target names component ids or valid categories.
 
@@ -108,10 +156,11 @@ def validate_target(target: TargetComponents, field: str) -> None:
     """
     match target.WhichOneof("components"):
         case "component_ids":
-            return
+            _validate_size(len(target.component_ids.ids), f"{field}.component_ids")
         case "component_categories":
             # Deprecated message, still accepted because the API accepts it.
             categories = target.component_categories.categories
+            _validate_size(len(categories), f"{field}.component_categories")
             for index, category in enumerate(categories):
                 if not _is_known(ElectricalComponentCategory, category):
                     raise InvalidArgumentError(
@@ -120,6 +169,7 @@ def validate_target(target: TargetComponents, field: str) -> None:
                     )
         case "component_categories_types":
             entries = target.component_categories_types.categories
+            _validate_size(len(entries), f"{field}.component_categories_types")
             for index, entry in enumerate(entries):
                 entry_field = f"{field}.component_categories_types.categories[{index}]"
                 if not _is_known(ElectricalComponentCategory, entry.category):
@@ -147,6 +197,18 @@ def validate_target(target: TargetComponents, field: str) -> None:
             )
 
 
+def _all_finite(value: Value) -> bool:
+    match value.WhichOneof("kind"):
+        case "number_value":
+            return math.isfinite(value.number_value)
+        case "struct_value":
+            return all(_all_finite(v) for v in value.struct_value.fields.values())
+        case "list_value":
+            return all(_all_finite(v) for v in value.list_value.values)
+        case _:
+            return True
+
+
 def _value_depth(value: Value) -> int:
     match value.WhichOneof("kind"):
         case "struct_value":
@@ -164,14 +226,15 @@ def _struct_depth(struct: Struct) -> int:
 
 
 def validate_payload(payload: Struct, field: str) -> None:
-    """Check the documented payload limits (nesting depth and size).
+    """Check the documented payload limits (depth, size, finite numbers).
 
     Args:
         payload: The payload.
         field: Name of the field, for error messages.
 
     Raises:
-        InvalidArgumentError: If the payload is too deep or too large.
+        InvalidArgumentError: If the payload is too deep or too large, or
+            holds NaN or an infinite number (JSON has neither).
     """
     if 1 + _struct_depth(payload) > MAX_PAYLOAD_DEPTH:
         raise InvalidArgumentError(
@@ -181,6 +244,21 @@ def validate_payload(payload: Struct, field: str) -> None:
         raise InvalidArgumentError(
             field, f"must not be larger than {MAX_PAYLOAD_BYTES} bytes"
         )
+    for key, value in payload.fields.items():
+        if not _all_finite(value):
+            raise InvalidArgumentError(
+                field, f"{key!r} holds NaN or Infinity, which JSON cannot represent"
+            )
+
+
+_MAX_RULE_ENTRIES = {
+    "byminutes": 60,
+    "byhours": 24,
+    "byweekdays": 7,
+    "bymonthdays": 62,
+    "bymonths": 12,
+}
+"""Most entries per recurrence list: each distinct valid value once."""
 
 
 def _validate_range(
@@ -190,6 +268,29 @@ def _validate_range(
         magnitude = abs(value) if allow_negative else value
         if not low <= magnitude <= high:
             raise InvalidArgumentError(f"{field}[{index}]", f"{value} is out of range")
+
+
+def _validate_lists(rule: RecurrenceRule, field: str) -> None:
+    for name, most in _MAX_RULE_ENTRIES.items():
+        if len(getattr(rule, name)) > most:
+            raise InvalidArgumentError(
+                f"{field}.{name}", f"must not have more than {most} entries"
+            )
+    _validate_range(list(rule.byminutes), 0, 59, f"{field}.byminutes")
+    _validate_range(list(rule.byhours), 0, 23, f"{field}.byhours")
+    for index, weekday in enumerate(rule.byweekdays):
+        if not _is_known(RecurrenceRule.Weekday, weekday):
+            raise InvalidArgumentError(
+                f"{field}.byweekdays[{index}]", f"unknown weekday {weekday}"
+            )
+    _validate_range(
+        list(rule.bymonthdays), 1, 31, f"{field}.bymonthdays", allow_negative=True
+    )
+    _validate_range(list(rule.bymonths), 1, 12, f"{field}.bymonths")
+    if rule.bymonthdays and rule.freq == RecurrenceRule.FREQUENCY_WEEKLY:
+        raise InvalidArgumentError(
+            f"{field}.bymonthdays", "must not be set for a weekly recurrence"
+        )
 
 
 def validate_recurrence(rule: RecurrenceRule, field: str) -> None:
@@ -232,21 +333,7 @@ def validate_recurrence(rule: RecurrenceRule, field: str) -> None:
                 raise InvalidArgumentError(
                     f"{field}.end_criteria", "must set either count or until_time"
                 )
-    _validate_range(list(rule.byminutes), 0, 59, f"{field}.byminutes")
-    _validate_range(list(rule.byhours), 0, 23, f"{field}.byhours")
-    for index, weekday in enumerate(rule.byweekdays):
-        if not _is_known(RecurrenceRule.Weekday, weekday):
-            raise InvalidArgumentError(
-                f"{field}.byweekdays[{index}]", f"unknown weekday {weekday}"
-            )
-    _validate_range(
-        list(rule.bymonthdays), 1, 31, f"{field}.bymonthdays", allow_negative=True
-    )
-    _validate_range(list(rule.bymonths), 1, 12, f"{field}.bymonths")
-    if rule.bymonthdays and rule.freq == RecurrenceRule.FREQUENCY_WEEKLY:
-        raise InvalidArgumentError(
-            f"{field}.bymonthdays", "must not be set for a weekly recurrence"
-        )
+    _validate_lists(rule, field)
 
 
 def validate_dispatch_data(data: DispatchData, prefix: str) -> None:
@@ -265,7 +352,20 @@ def validate_dispatch_data(data: DispatchData, prefix: str) -> None:
     """
     if not data.type.strip():
         raise InvalidArgumentError(f"{prefix}type", "must not be empty")
+    if len(data.type) > MAX_TYPE_LENGTH:
+        raise InvalidArgumentError(
+            f"{prefix}type", f"must not be longer than {MAX_TYPE_LENGTH} characters"
+        )
     validate_timestamp(data.start_time, f"{prefix}start_time")
+    if (
+        data.HasField("duration")
+        and data.start_time.seconds + data.duration > _MAX_TIMESTAMP_SECONDS
+    ):
+        raise InvalidArgumentError(
+            f"{prefix}duration",
+            "makes the dispatch end after 9999-12-31T23:59:59Z, the latest time "
+            "clients can represent",
+        )
     validate_target(data.target, f"{prefix}target")
     validate_payload(data.payload, f"{prefix}payload")
     validate_recurrence(data.recurrence, f"{prefix}recurrence")

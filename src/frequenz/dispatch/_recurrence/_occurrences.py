@@ -20,8 +20,8 @@ from datetime import datetime, timedelta, timezone
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 
 from ._calendar import DAY, MAX_DAY, WEEKDAY
-from ._recurrence_count import nth_occurrence
-from ._recurrence_grid import Grid
+from ._counting import nth_occurrence
+from ._grid import Grid
 
 _UTC = timezone.utc
 _EPOCH = datetime(1, 1, 1, tzinfo=_UTC)
@@ -186,7 +186,7 @@ class Occurrences:
         """
         if self._count is not None and self._grid is not None:
             days = at // DAY - self._start // DAY + 1
-            if days * self._grid.per_day > self._count:
+            if days * self._grid.times.max_per_day > self._count:
                 self._end = min(self._end, nth_occurrence(self._grid, self._count))
                 self._count = None
         return self._end

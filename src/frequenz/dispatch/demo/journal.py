@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-# pylint: disable=no-name-in-module
 from .. import (
     Deleted,
     Dispatch,
@@ -20,8 +19,6 @@ from .. import (
     MergeByType,
     MergeStrategy,
 )
-
-# pylint: enable=no-name-in-module
 
 MICROGRID_ID = 1
 """The microgrid the demo's dispatches belong to."""
@@ -98,7 +95,7 @@ class ActorState:
 
 
 @dataclass
-class Journal:  # pylint: disable=too-many-instance-attributes
+class Journal:
     """Everything the demo saw, and the counts for the final summary."""
 
     started_at: float

@@ -9,13 +9,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, ClassVar, TextIO
 
-# pylint: disable=no-name-in-module
-from .. import (
-    Dispatch,
-)
-
-# pylint: enable=no-name-in-module
-from ._demo_journal import Journal, format_payload
+from .. import Dispatch
+from .journal import Journal, format_payload
 
 
 class LiveView:
@@ -41,7 +36,6 @@ class LiveView:
         Returns:
             A rich renderable.
         """
-        # pylint: disable=import-outside-toplevel
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -99,7 +93,16 @@ class LiveView:
 
 @contextlib.contextmanager
 def live_view(journal: Journal, duration: float, out: TextIO) -> Iterator[None]:
-    # pylint: disable=import-outside-toplevel
+    """Show the live view while the block runs (rich is imported only here).
+
+    Args:
+        journal: What to show.
+        duration: The demo's planned length, for the title.
+        out: The terminal.
+
+    Yields:
+        Nothing; the view refreshes itself from rich's thread.
+    """
     from rich.console import Console
     from rich.live import Live
 
@@ -113,6 +116,12 @@ def live_view(journal: Journal, duration: float, out: TextIO) -> Iterator[None]:
 
 
 def print_summary(journal: Journal, out: TextIO) -> None:
+    """Print the counts of what the demo saw.
+
+    Args:
+        journal: What the demo saw.
+        out: Where to print.
+    """
     counts = journal.counts
     started = counts["actor started"]
     stopped = counts["actor stopped"]

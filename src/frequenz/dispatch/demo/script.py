@@ -7,28 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-# pylint: disable=no-name-in-module
 from frequenz.api.dispatch.v1 import dispatch_pb2
 from frequenz.channels import Receiver
 from frequenz.sdk.actor import Actor
 from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
 from typing_extensions import override
 
-from .. import (
-    Dispatcher,
-    DispatchInfo,
-)
-from ._convert import micros_to_timestamp, wall_clock_micros
-
-# pylint: enable=no-name-in-module
-from ._demo_journal import MICROGRID_ID, Journal
-from ._storage import DispatchStorage
+from .. import Dispatcher, DispatchInfo
+from ..local_service import DispatchStorage
+from .journal import MICROGRID_ID, Journal
 
 
 class DemoActor(Actor):
@@ -140,7 +135,7 @@ def seed_recurring(database: Path, timeline: Timeline, origin: datetime) -> None
     payload.update({"name": "boost", "target_celsius": 55})
     data = dispatch_pb2.DispatchData(
         type="HEAT_PUMP_BOOST",
-        start_time=micros_to_timestamp(int(first_run.timestamp()) * 1_000_000),
+        start_time=Timestamp(seconds=int(first_run.timestamp())),
         duration=int(timeline.duration(20).total_seconds()),
         target=dispatch_pb2.TargetComponents(
             component_ids=dispatch_pb2.TargetComponents.IdSet(ids=[17])
@@ -154,12 +149,18 @@ def seed_recurring(database: Path, timeline: Timeline, origin: datetime) -> None
     )
     storage = DispatchStorage(database)
     try:
-        storage.insert(MICROGRID_ID, data, wall_clock_micros())
+        storage.insert(MICROGRID_ID, data, time.time_ns() // 1_000)
     finally:
         storage.close()
 
 
 async def consume(receiver: Receiver[Any], handle: Callable[[Any], None]) -> None:
+    """Hand every message of a receiver to a function, until the receiver ends.
+
+    Args:
+        receiver: The receiver.
+        handle: Called with each message.
+    """
     async for message in receiver:
         handle(message)
 

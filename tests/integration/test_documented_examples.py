@@ -4,7 +4,7 @@
 """The documented `Dispatcher` examples, run against the local service.
 
 The code is read at test time from the fenced ```python blocks of the
-`Dispatcher` class docstring in the documented API (`seeds/000_*.txt`) and runs
+`Dispatcher` class docstring (the documented API's examples, verbatim) and runs
 unchanged. Only its environment differs from a production run:
 
 * `DISPATCH_API_URL` / `DISPATCH_API_KEY` point at a `LocalDispatchService` on
@@ -37,7 +37,9 @@ from unittest.mock import DEFAULT, MagicMock
 
 import pytest
 from frequenz.channels import Receiver
-from frequenz.client.common.microgrid.components import ComponentCategory
+from frequenz.client.common.microgrid.electrical_components import (
+    ElectricalComponentCategory as ComponentCategory,
+)
 from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch.types import TargetCategories, TargetIds
 from frequenz.sdk.actor import Actor
@@ -45,7 +47,6 @@ from frequenz.sdk.actor import Actor
 from frequenz.dispatch import Dispatcher, DispatchInfo
 from frequenz.dispatch.local_service import LocalDispatchService
 
-from ..helpers import SEEDS
 from .conftest import MICROGRID, TIMEOUT, create, in_seconds, receive
 
 SECOND = timedelta(seconds=1)
@@ -67,16 +68,9 @@ _NAMESPACE: dict[str, Any] = {
 
 
 def _dispatcher_docstring() -> str:
-    seeds = sorted(SEEDS.glob("000_*.txt"))
-    assert seeds, f"the documented API (000_*.txt) is not in {SEEDS}"
-    text = seeds[0].read_text(encoding="utf-8")
-    match = re.search(
-        r"^class Dispatcher\(BackgroundService\):\n\s*\"\"\"(.*?)\"\"\"",
-        text,
-        re.MULTILINE | re.DOTALL,
-    )
-    assert match is not None, "no source of class Dispatcher in the seed"
-    return match.group(1)
+    doc = Dispatcher.__doc__
+    assert doc is not None, "Dispatcher has no docstring"
+    return doc
 
 
 def documented_examples() -> dict[str, str]:
@@ -108,7 +102,7 @@ def load(title: str) -> dict[str, Any]:
     # Tracebacks through the example show its lines.
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     namespace: dict[str, Any] = {"__name__": "dispatcher_example", **_NAMESPACE}
-    exec(compile(code, filename, "exec"), namespace)  # pylint: disable=exec-used
+    exec(compile(code, filename, "exec"), namespace)
     return namespace
 
 

@@ -1,7 +1,7 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""`frequenz-dispatch demo`: the library at work, live, on a local service.
+"""Running the demo: service, Dispatcher, managed actors, script and view.
 
 The demo starts a `LocalDispatchService` in this process (on a temporary
 database), opens a `Dispatcher` on it, lets it manage three dispatch types with
@@ -26,7 +26,6 @@ timeline (the recurrence stays minutely: its next run is placed accordingly).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -40,19 +39,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-# pylint: disable=no-name-in-module
 from frequenz.channels import Receiver
 
-from .. import (
-    Dispatcher,
-)
-
-# pylint: enable=no-name-in-module
-from ._demo_journal import DEFAULT_DURATION, MICROGRID_ID, QUIET_LOGGERS, TYPES, Journal
-from ._demo_script import Timeline, actor_factory, consume, play_script, seed_recurring
-from ._demo_view import live_view, print_summary
-from ._service import LocalDispatchService
-from ._signals import stop_on_signals
+from .. import Dispatcher
+from ..local_service import LocalDispatchService
+from ..local_service.signals import stop_on_signals
+from .journal import DEFAULT_DURATION, MICROGRID_ID, QUIET_LOGGERS, TYPES, Journal
+from .script import Timeline, actor_factory, consume, play_script, seed_recurring
+from .view import live_view, print_summary
 
 
 @dataclass(frozen=True)
@@ -154,7 +148,7 @@ async def run_demo(
     return journal
 
 
-async def _run_synced(  # pylint: disable=too-many-arguments
+async def _run_synced(
     *,
     dispatcher: Dispatcher,
     journal: Journal,
@@ -214,21 +208,15 @@ def _report_failure(script: asyncio.Task[None], journal: Journal) -> None:
         journal.log("error", f"the demo's script failed: {error!r}", count="error")
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def run_demo_command(options: DemoOptions) -> int:
+    """Run the demo as `frequenz-dispatch demo` does, until done or Ctrl-C.
 
+    Args:
+        options: How to run it.
 
-def _run_demo_command(args: argparse.Namespace) -> int:
-    """Handle `demo`."""
-    options = DemoOptions(
-        duration=args.duration,
-        speed=args.speed,
-        live=args.live,
-        show_logs=args.show_logs,
-    )
+    Returns:
+        The exit status: 1 if the demo's script failed, else 0.
+    """
 
     async def main() -> int:
         with stop_on_signals() as stop:
@@ -240,61 +228,3 @@ def _run_demo_command(args: argparse.Namespace) -> int:
     with _quiet_logs(options.show_logs), contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(main())
     return 0
-
-
-def add_demo_command(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    """Register `demo`.
-
-    Args:
-        subparsers: The subcommand registry of the `frequenz-dispatch` parser.
-    """
-    parser = subparsers.add_parser(
-        "demo",
-        help="watch the library handle a timeline of dispatches, live",
-        description=(
-            "Start a local Dispatch API service in this process, open a Dispatcher "
-            "on it and play a timeline of dispatches (one-shot, recurring, "
-            "overlapping, updated and deleted while running), showing lifecycle "
-            "events, running-state events and the managed actors as they happen. "
-            "Ends by itself after --duration seconds, or on Ctrl-C."
-        ),
-    )
-    parser.add_argument(
-        "--duration",
-        type=_positive,
-        default=DEFAULT_DURATION,
-        metavar="SECONDS",
-        help="stop after this long (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--speed",
-        type=_positive,
-        default=1.0,
-        metavar="FACTOR",
-        help="play the timeline this much faster, e.g. 3 with --duration 15 "
-        "(default: %(default)s)",
-    )
-    view = parser.add_mutually_exclusive_group()
-    view.add_argument(
-        "--live",
-        dest="live",
-        action="store_const",
-        const=True,
-        default=None,
-        help="live table view (default when stdout is a terminal)",
-    )
-    view.add_argument(
-        "--plain",
-        dest="live",
-        action="store_const",
-        const=False,
-        help="plain timestamped lines (default when stdout is not a terminal)",
-    )
-    parser.add_argument(
-        "--show-logs",
-        action="store_true",
-        help="also show the library's INFO logs (on stderr)",
-    )
-    parser.set_defaults(handler=_run_demo_command)

@@ -14,7 +14,10 @@ from bisect import bisect_left
 from datetime import date
 
 from ._calendar import DAY, MAX_DAY, NEVER, candidates, is_leap, month_first, month_len
-from ._recurrence_grid import MEMO_MAX_PHASES, Grid
+from ._grid import Grid
+
+MEMO_MAX_PHASES = 64
+"""Above this many alignment phases, per-month totals are rarely reused: skip them."""
 
 
 def nth_occurrence(grid: Grid, n: int) -> int:
@@ -33,13 +36,14 @@ def nth_occurrence(grid: Grid, n: int) -> int:
         The instant of the n-th occurrence, or `NEVER` if it lies after 9999.
     """
     first_day = grid.start // DAY
-    if first_day + (n - 1) // grid.per_day > MAX_DAY:
+    if first_day + ((n - 1) // grid.times.max_per_day) > MAX_DAY:
         return NEVER
     # The walk counts whole days; occurrences earlier on the start day than the
     # start itself are not part of the rule, so they shift the wanted index.
     skipped = 0
-    if grid.next_day(first_day, first_day) == first_day:
-        skipped = bisect_left(grid.times(first_day), grid.start % DAY - grid.sec)
+    if grid.days.next_day(first_day, first_day) == first_day:
+        second_of_day = (grid.start % DAY) - grid.times.second
+        skipped = bisect_left(grid.times.on(first_day), second_of_day)
     wanted = skipped + n - 1
     limit = min(first_day + grid.cycle_days, MAX_DAY + 1)
     per_cycle, found = _walk(grid, first_day, limit, wanted)
@@ -79,7 +83,7 @@ def _walk(grid: Grid, day: int, limit: int, wanted: int) -> tuple[int, int | Non
         year, month = when.year, when.month
         length = 365 + is_leap(year)
         if month == 1 and when.day == 1 and day + length <= limit:
-            key = (length, day % 7, grid.phase(day), grid.year_phase(year))
+            key = (length, day % 7, grid.days.phase(day), grid.days.year_phase(year))
             count = memo.get(key)
             if count is None:
                 count = memo[key] = sum(
@@ -119,10 +123,10 @@ def _month_count(
     Returns:
         The number of occurrences in the month.
     """
-    if grid.month_skip(year, month, True):
+    if grid.days.month_skip(year, month, True):
         return 0
     length = month_len(year, month)
-    key = (length, first % 7, grid.phase(first))
+    key = (length, first % 7, grid.days.phase(first))
     count = memo.get(key)
     if count is None:
         count = memo[key] = _month_total(grid, first, length)
@@ -144,10 +148,10 @@ def _walk_days(
     Returns:
         The updated count and the instant of the wanted occurrence, if reached.
     """
-    while (found := grid.next_day(day, stop)) is not None:
-        times = grid.times(found)
+    while (found := grid.days.next_day(day, stop)) is not None:
+        times = grid.times.on(found)
         if total + len(times) > wanted:
-            return total, found * DAY + times[wanted - total] + grid.sec
+            return total, (found * DAY) + times[wanted - total] + grid.times.second
         total += len(times)
         day = found + 1
     return total, None
@@ -165,8 +169,8 @@ def _month_total(grid: Grid, first: int, length: int) -> int:
         The number of occurrences in the month.
     """
     total = 0
-    for monthday in candidates(grid.bmd, length):
+    for monthday in candidates(grid.days.monthdays, length):
         day = first + monthday - 1
-        if grid.day_ok(day):
-            total += len(grid.times(day))
+        if grid.days.day_ok(day):
+            total += len(grid.times.on(day))
     return total

@@ -1,0 +1,166 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""Benchmark of the dispatch cache store: writes, full syncs and loads.
+
+Prints, for real SQLite files in a temporary folder:
+
+* the amortized cost per stream change recorded in bursts (batched writes),
+  and how many transactions the burst took;
+* the cost of writing a full sync of N dispatches to an empty file, and of
+  writing the same full sync again (unchanged: only the differences are written);
+* the cost of loading N cached dispatches (the start-up path), with and without
+  recurrence rules.
+
+Usage: `.venv/bin/python benchmarks/cache_bench.py [--size N] [--repeat R]`.
+The machine is shared and noisy: read the figures as orders of magnitude and
+compare them as ratios, each is the best of `--repeat` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetIds
+
+from frequenz.dispatch import Dispatch
+from frequenz.dispatch._cache import DispatchCache
+from frequenz.dispatch._wire import dispatch_from_protobuf
+
+BASE = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+
+
+def make(count: int, *, gen: int = 0, recurring: bool = False) -> list[Dispatch]:
+    """Dispatches as they arrive from the wire, each with a small payload."""
+    rule = (
+        RecurrenceRule(frequency=Frequency.HOURLY, byminutes=[0, 30])
+        if recurring
+        else RecurrenceRule()
+    )
+    return [
+        dispatch_from_protobuf(
+            ClientDispatch(
+                id=DispatchId(index + 1),
+                type=f"TYPE_{index % 10}",
+                start_time=BASE + timedelta(minutes=index),
+                duration=timedelta(minutes=15),
+                target=TargetIds(index % 50, 100),
+                active=True,
+                dry_run=False,
+                payload={"power": 1000.0 + index, "gen": gen},
+                recurrence=rule,
+                create_time=BASE,
+                update_time=BASE + timedelta(seconds=gen),
+                end_time=None,
+            ).to_protobuf()
+        )
+        for index in range(count)
+    ]
+
+
+def best(repeat: int, run: Callable[[], float]) -> float:
+    """The best of `repeat` timings (seconds)."""
+    return min(run() for _ in range(repeat))
+
+
+def bench_changes(folder: Path, size: int, repeat: int) -> None:
+    """Bursts of stream changes, recorded one by one, flushed in batches."""
+    burst = make(size, gen=1)
+    transactions = 0
+
+    def run() -> float:
+        nonlocal transactions
+        path = folder / f"changes-{time.monotonic_ns()}.sqlite3"
+        cache = DispatchCache.open(path, 1)
+        cache.replace_all(make(size), BASE)
+        before = cache.transactions
+        began = time.perf_counter()
+        for dispatch in burst:
+            cache.record_upsert(dispatch)
+        cache.flush()
+        elapsed = time.perf_counter() - began
+        transactions = cache.transactions - before
+        cache.close()
+        return elapsed
+
+    elapsed = best(repeat, run)
+    print(
+        f"changes  burst of {size:>7,}: {elapsed * 1e6 / size:7.1f} µs/change"
+        f"  ({elapsed * 1e3:8.1f} ms, {transactions} transactions)"
+    )
+
+
+def bench_full_sync(folder: Path, size: int, repeat: int) -> None:
+    """A full sync written to an empty file, then the same one again."""
+    dispatches = make(size)
+    again = 0.0
+
+    def run() -> float:
+        nonlocal again
+        cache = DispatchCache.open(folder / f"sync-{time.monotonic_ns()}.sqlite3", 1)
+        began = time.perf_counter()
+        cache.replace_all(dispatches, BASE)
+        first = time.perf_counter() - began
+        began = time.perf_counter()
+        cache.replace_all(dispatches, BASE + timedelta(minutes=1))
+        again = time.perf_counter() - began
+        cache.close()
+        return first
+
+    elapsed = best(repeat, run)
+    print(
+        f"sync     full of {size:>9,}: {elapsed * 1e3:8.1f} ms"
+        f" ({elapsed * 1e6 / size:5.1f} µs/dispatch); unchanged again:"
+        f" {again * 1e3:7.1f} ms"
+    )
+
+
+def bench_load(folder: Path, size: int, repeat: int, *, recurring: bool) -> None:
+    """Opening and loading a cache of `size` dispatches (a fresh process's path)."""
+    path = folder / f"load-{recurring}.sqlite3"
+    cache = DispatchCache.open(path, 1)
+    cache.replace_all(make(size, recurring=recurring), BASE)
+    cache.close()
+    size_mb = path.stat().st_size / 1e6
+
+    def run() -> float:
+        began = time.perf_counter()
+        loaded = DispatchCache.open(path, 1)
+        state = loaded.load()
+        elapsed = time.perf_counter() - began
+        loaded.close()
+        assert state is not None and len(state.dispatches) == size
+        return elapsed
+
+    elapsed = best(repeat, run)
+    kind = "recurring" if recurring else "one-off"
+    print(
+        f"load     {size:>7,} {kind:>9}: {elapsed * 1e3:8.1f} ms"
+        f" ({elapsed * 1e6 / size:5.1f} µs/dispatch, file {size_mb:.1f} MB)"
+    )
+
+
+def main() -> None:
+    """Run every benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for burst in (100, 5_000):
+            bench_changes(folder, burst, args.repeat)
+        bench_full_sync(folder, args.size, args.repeat)
+        bench_load(folder, args.size, args.repeat, recurring=False)
+        bench_load(folder, args.size, args.repeat, recurring=True)
+
+
+if __name__ == "__main__":
+    main()

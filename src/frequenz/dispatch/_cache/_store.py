@@ -1,0 +1,599 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The cache file: a microgrid's dispatches as last synced, in SQLite (WAL).
+
+Every write is one SQLite transaction, so a process killed at any moment leaves
+either the state before or the state after it. A file that is not a cache of this
+microgrid written by this library version (damaged, foreign, of another
+microgrid or version, or synced "in the future" after a clock reset) is never
+acted on: it is logged and renamed aside, kept for inspection, and a fresh cache
+takes its place.
+
+Stream changes are collected in memory and written together, at most every
+`flush_interval` or as soon as `max_pending` are waiting, so a burst of thousands
+of changes costs a few transactions. A full sync writes only what differs from
+what the file holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Final
+
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch.types import DispatchId
+
+from .._dispatch import Dispatch
+from .._gc import gc_paused
+from ._codec import COLUMNS, CorruptRow, decode, encode
+
+_logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+"""The layout of the file; another layout is never read."""
+
+APPLICATION_ID: Final = 0x46444331
+"""Marks an SQLite file as a dispatch cache ("FDC1" in the file header)."""
+
+FUTURE_TOLERANCE: Final = timedelta(seconds=1)
+"""How far in the future a sync instant may lie before the clock is distrusted."""
+
+_SCHEMA: Final = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE dispatches (
+    id INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    duration_us INTEGER,
+    target BLOB NOT NULL,
+    active INTEGER NOT NULL,
+    dry_run INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    recurrence BLOB NOT NULL,
+    create_us INTEGER NOT NULL,
+    update_us INTEGER NOT NULL,
+    end_us INTEGER,
+    crc INTEGER NOT NULL
+);
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+_UPSERT: Final = (
+    f"INSERT OR REPLACE INTO dispatches ({', '.join(COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+_SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM dispatches"
+
+
+def library_version() -> str:
+    """Return the version of this library, as recorded in cache files.
+
+    Returns:
+        The installed distribution's version, or "unknown".
+    """
+    try:
+        return metadata.version("frequenz-dispatch")
+    except metadata.PackageNotFoundError:  # pragma: no cover  # not installed
+        return "unknown"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(tz=timezone.utc)
+
+
+class CacheUnavailable(OSError):
+    """The cache file can neither be used nor replaced (for example no permission)."""
+
+
+class _Rejected(Exception):
+    """The file is not a usable cache; the message says why."""
+
+    def __init__(self, reason: str, details: str) -> None:
+        super().__init__(details)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CachedState:
+    """What a cache file holds."""
+
+    dispatches: list[Dispatch]
+    """The dispatches held at the last write."""
+
+    synced_at: datetime
+    """When the last full sync with the service was written."""
+
+    age: timedelta
+    """How long ago that was, when the cache was loaded."""
+
+
+class DispatchCache:
+    """A microgrid's cached dispatches in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        microgrid_id: MicrogridId,
+        connection: sqlite3.Connection,
+        *,
+        clock: Callable[[], datetime],
+        flush_interval: timedelta,
+        max_pending: int,
+        fresh: bool,
+    ) -> None:
+        """Wrap an open, validated cache file; use `DispatchCache.open()`.
+
+        Args:
+            path: The file.
+            microgrid_id: The microgrid it belongs to.
+            connection: The open connection to it.
+            clock: Returns the current time.
+            flush_interval: The longest a recorded change waits to be written.
+            max_pending: How many waiting changes force a write at once.
+            fresh: Whether the file was just created (so it holds nothing).
+        """
+        self._path = path
+        self._microgrid_id = microgrid_id
+        self._db: sqlite3.Connection | None = connection
+        self._clock = clock
+        self._flush_interval = flush_interval
+        self._max_pending = max_pending
+        self._pending: dict[int, Dispatch | None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        # What the file holds, when known: lets a full sync write only the
+        # differences. None means unknown (the next full sync rewrites all).
+        self._written: dict[int, Dispatch] | None = {} if fresh else None
+        self.transactions = 0
+        """How many write transactions were committed."""
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        microgrid_id: MicrogridId | int,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        flush_interval: timedelta = timedelta(milliseconds=200),
+        max_pending: int = 2000,
+    ) -> DispatchCache:
+        """Open the cache file of a microgrid, creating it if needed.
+
+        A file that is not a usable cache of this microgrid and library version
+        is logged, renamed aside (`<name>.<reason>-<time>`) and replaced by an
+        empty cache.
+
+        Args:
+            path: The cache file.
+            microgrid_id: The microgrid whose dispatches it holds.
+            clock: Returns the current (UTC) time.
+            flush_interval: The longest a recorded change waits to be written.
+            max_pending: How many waiting changes force a write at once.
+
+        Returns:
+            The open cache.
+
+        Raises:
+            CacheUnavailable: If the file cannot be opened, created or moved aside.
+            ValueError: If `flush_interval` is negative or `max_pending` < 1.
+        """
+        if flush_interval < timedelta(0):
+            raise ValueError(f"flush_interval must not be negative: {flush_interval}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        file = Path(path)
+        microgrid = MicrogridId(int(microgrid_id))
+        for _attempt in range(2):
+            connection: sqlite3.Connection | None = None
+            try:
+                connection, fresh = _connect(file)
+                fresh = _validate(connection, file, microgrid) or fresh
+            except (_Rejected, sqlite3.DatabaseError) as error:
+                if connection is not None:
+                    connection.close()
+                if _is_busy(error):
+                    # In use by another writer: not damaged, so never moved aside.
+                    raise CacheUnavailable(f"{file}: {error}") from error
+                move_aside(file, _reason(error), str(error))
+                continue
+            return cls(
+                file,
+                microgrid,
+                connection,
+                clock=clock,
+                flush_interval=flush_interval,
+                max_pending=max_pending,
+                fresh=fresh,
+            )
+        raise CacheUnavailable(f"{file}: cannot create a usable cache file")
+
+    @property
+    def path(self) -> Path:
+        """The cache file."""
+        return self._path
+
+    @property
+    def pending(self) -> int:
+        """How many recorded changes wait to be written."""
+        return len(self._pending)
+
+    def load(self, max_age: timedelta | None = None) -> CachedState | None:
+        """Read the cached dispatches.
+
+        Args:
+            max_age: Refuse a cache whose last full sync is older than this.
+
+        Returns:
+            The cached state, or None when there is none to act on: no full sync
+                was ever written, the file is damaged or synced in the future
+                (both moved aside), or it is older than `max_age`.
+        """
+        db = self._connection()
+        now = self._clock()
+        try:
+            synced_text = _meta(db, "synced_at")
+            if synced_text is None:
+                return None
+            synced_at = datetime.fromisoformat(synced_text)
+            if synced_at.tzinfo is None:
+                raise _Rejected("corrupt", f"naive sync instant {synced_text!r}")
+            if synced_at > now + FUTURE_TOLERANCE:
+                raise _Rejected(
+                    "future",
+                    f"synced at {synced_at.isoformat()}, after the current time"
+                    f" {now.isoformat()} (was the clock reset?)",
+                )
+            _quick_check(db)
+            with gc_paused():
+                dispatches = [decode(row) for row in db.execute(_SELECT)]
+        except (_Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
+            if _is_busy(error):
+                _logger.error(
+                    "Dispatch cache %s is busy: not used (%s)", self._path, error
+                )
+                return None
+            self._replace_file(_reason(error), str(error))
+            return None
+        age = now - synced_at
+        if max_age is not None and age > max_age:
+            _logger.warning(
+                "Dispatch cache %s is %s old, older than the %s allowed: not used",
+                self._path,
+                age,
+                max_age,
+            )
+            return None
+        self._written = {int(dispatch.id): dispatch for dispatch in dispatches}
+        return CachedState(dispatches, synced_at, age)
+
+    def replace_all(self, dispatches: Iterable[Dispatch], synced_at: datetime) -> None:
+        """Make the file hold exactly these dispatches, synced at this instant.
+
+        One transaction; changes recorded and not yet written are superseded.
+        Only dispatches that differ from what the file holds are written.
+
+        Args:
+            dispatches: Every dispatch held after a full sync.
+            synced_at: When the full sync happened.
+
+        Raises:
+            ValueError: If `synced_at` is naive.
+        """
+        if synced_at.tzinfo is None:
+            raise ValueError(f"synced_at must be timezone-aware, got {synced_at!r}")
+        self._cancel_timer()
+        self._pending.clear()
+        wanted = {int(dispatch.id): dispatch for dispatch in dispatches}
+        written = self._written
+        if written is None:
+            upserts = list(wanted.values())
+            removed: list[int] | None = None  # everything not upserted
+        else:
+            upserts = [
+                dispatch
+                for key, dispatch in wanted.items()
+                if (old := written.get(key)) is not dispatch and old != dispatch
+            ]
+            removed = [key for key in written if key not in wanted]
+
+        def write(db: sqlite3.Connection) -> None:
+            if removed is None:
+                db.execute("DELETE FROM dispatches")
+            else:
+                db.executemany(
+                    "DELETE FROM dispatches WHERE id = ?", [(k,) for k in removed]
+                )
+            db.executemany(_UPSERT, map(encode, upserts))
+            _set_meta(db, "synced_at", synced_at.isoformat())
+
+        with gc_paused():
+            if self._transaction(write):
+                self._written = wanted
+
+    def record_upsert(self, dispatch: Dispatch) -> None:
+        """Record a dispatch created or changed by the stream (written batched).
+
+        Args:
+            dispatch: The version now held.
+        """
+        self._record(int(dispatch.id), dispatch)
+
+    def record_delete(self, dispatch_id: DispatchId | int) -> None:
+        """Record a dispatch deleted by the stream (written batched).
+
+        Args:
+            dispatch_id: The id of the deleted dispatch.
+        """
+        self._record(int(dispatch_id), None)
+
+    def flush(self) -> int:
+        """Write the recorded changes now, in one transaction.
+
+        Returns:
+            How many changes were written (0 if the write failed; they stay
+                pending and are retried with the next write).
+        """
+        self._cancel_timer()
+        if not self._pending or self._db is None:
+            return 0
+        pending = self._pending
+        self._pending = {}
+        written = self._written
+        upserts = [
+            dispatch
+            for key, dispatch in pending.items()
+            if dispatch is not None
+            and (written is None or written.get(key) is not dispatch)
+        ]
+        deletes = [(key,) for key, dispatch in pending.items() if dispatch is None]
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(_UPSERT, map(encode, upserts))
+            db.executemany("DELETE FROM dispatches WHERE id = ?", deletes)
+
+        if not self._transaction(write):
+            pending.update(self._pending)
+            self._pending = pending
+            return 0
+        if self._written is not None:
+            for key, dispatch in pending.items():
+                if dispatch is None:
+                    self._written.pop(key, None)
+                else:
+                    self._written[key] = dispatch
+        return len(pending)
+
+    def close(self) -> None:
+        """Write what is pending and close the file; later changes are ignored."""
+        if self._db is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._cancel_timer()
+            self._db.close()
+            self._db = None
+
+    # Internals
+
+    def _record(self, key: int, dispatch: Dispatch | None) -> None:
+        if self._db is None:
+            _logger.debug("Dispatch cache %s is closed: change ignored", self._path)
+            return
+        self._pending[key] = dispatch
+        if len(self._pending) >= self._max_pending:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop: written at the next flush() or close()
+            self._timer = loop.call_later(
+                self._flush_interval.total_seconds(), self._flush_due
+            )
+
+    def _flush_due(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"dispatch cache {self._path} is closed")
+        return self._db
+
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> bool:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                write(db)
+                _set_meta(db, "written_at", self._clock().isoformat())
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            # A cache that cannot be written must not affect the schedule: the
+            # next write tries again, and the next full sync rewrites everything.
+            self._written = None
+            _logger.error("Cannot write dispatch cache %s: %s", self._path, error)
+            return False
+        self.transactions += 1
+        return True
+
+    def _replace_file(self, reason: str, details: str) -> None:
+        db = self._connection()
+        db.close()
+        self._db = None
+        move_aside(self._path, reason, details)
+        try:
+            connection, _ = _connect(self._path)
+        except sqlite3.Error as error:
+            raise CacheUnavailable(f"{self._path}: {error}") from error
+        try:
+            _validate(connection, self._path, self._microgrid_id)
+        except (_Rejected, sqlite3.DatabaseError) as error:
+            connection.close()
+            raise CacheUnavailable(f"{self._path}: {error}") from error
+        self._db = connection
+        self._written = {}
+
+
+def move_aside(path: Path, reason: str, details: str) -> Path | None:
+    """Rename a cache file (and its WAL files) aside, logging why.
+
+    Args:
+        path: The cache file.
+        reason: A short word for the file name (`corrupt`, `microgrid`, ...).
+        details: What was wrong, for the log.
+
+    Returns:
+        The new name, or None if there was no file.
+
+    Raises:
+        CacheUnavailable: If the file exists but cannot be renamed.
+    """
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    moved = False
+    try:
+        # The WAL files follow the main file's name, so they stay paired with it.
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                source.rename(Path(f"{target}{suffix}"))
+                moved = True
+    except OSError as error:
+        raise CacheUnavailable(
+            f"dispatch cache {path} is unusable ({details}) and cannot be moved"
+            f" aside: {error}"
+        ) from error
+    if not moved:
+        return None
+    _logger.error(
+        "Dispatch cache %s not used (%s): %s; moved aside to %s",
+        path,
+        reason,
+        details,
+        target,
+    )
+    return target
+
+
+def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    existed = path.exists() and (path.is_dir() or path.stat().st_size > 0)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CacheUnavailable(f"cannot open dispatch cache {path}: {error}") from error
+    # Autocommit mode: every transaction is explicit (BEGIN IMMEDIATE ...).
+    connection = sqlite3.connect(path, timeout=2.0, isolation_level=None)
+    return connection, not existed
+
+
+def _validate(db: sqlite3.Connection, path: Path, microgrid: MicrogridId) -> bool:
+    """Check the file is this microgrid's cache; initialize an empty file.
+
+    Returns:
+        Whether the file was empty and has just been initialized.
+
+    Raises:
+        _Rejected: If the file is not a usable cache (with the reason).
+    """
+    application_id = db.execute("PRAGMA application_id").fetchone()[0]
+    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if application_id == 0 and tables == 0:
+        _initialize(db, microgrid)
+        return True
+    if application_id != APPLICATION_ID:
+        raise _Rejected("foreign", f"{path} is an SQLite file of another application")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        raise _Rejected(
+            "version", f"schema version {version}, this library reads {SCHEMA_VERSION}"
+        )
+    written_by = _meta(db, "library_version")
+    if written_by != library_version():
+        raise _Rejected(
+            "version",
+            f"written by frequenz-dispatch {written_by}, this is {library_version()}",
+        )
+    cached_microgrid = _meta(db, "microgrid_id")
+    if cached_microgrid != str(int(microgrid)):
+        raise _Rejected(
+            "microgrid",
+            f"holds microgrid {cached_microgrid}, not microgrid {int(microgrid)}",
+        )
+    _configure(db)
+    return False
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    # WAL: a reader never sees a half-written transaction and a crash never
+    # leaves one; NORMAL sync: a commit survives a process crash (a power loss
+    # may lose the last commits, which a cache may lose).
+    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # pragma: no cover  # e.g. a network file system
+        _logger.warning("Dispatch cache: journal mode is %s, not WAL", mode)
+    db.execute("PRAGMA synchronous = NORMAL")
+
+
+def _initialize(db: sqlite3.Connection, microgrid: MicrogridId) -> None:
+    _configure(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        _set_meta(db, "microgrid_id", str(int(microgrid)))
+        _set_meta(db, "library_version", library_version())
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _is_busy(error: Exception) -> bool:
+    message = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and (
+        "locked" in message or "busy" in message
+    )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, _Rejected):
+        return error.reason
+    if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
+        return "unreadable"
+    return "corrupt"
+
+
+def _quick_check(db: sqlite3.Connection) -> None:
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+    if problems != ["ok"]:
+        raise _Rejected("corrupt", "; ".join(map(str, problems)))
+
+
+def _meta(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
