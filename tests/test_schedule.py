@@ -119,13 +119,14 @@ def test_an_update_that_reconfigures_a_running_dispatch_restarts_it() -> None:
 
 def test_remove_stops_a_running_dispatch_and_rejects_later_versions() -> None:
     rec = Recorder()
-    rec.schedule.upsert(dispatch(1, T0, update_time=T0), T0)
+    # One dispatch (one create_time): a later version after its deletion is late.
+    rec.schedule.upsert(dispatch(1, T0, update_time=T0, create_time=T0), T0)
     rec.take()
     deleted = rec.schedule.remove(DispatchId(1))
     assert deleted is not None and deleted.deleted
     assert rec.take() == [(1, False, None)]
     assert rec.schedule.remove(DispatchId(1)) is None
-    late = dispatch(1, T0, update_time=T0 + MINUTE)
+    late = dispatch(1, T0, update_time=T0 + MINUTE, create_time=T0)
     assert rec.schedule.upsert(late, T0 + MINUTE) is Change.STALE
     assert rec.schedule.next_due() is None
     # A full list is authoritative: after forgetting deletions it is accepted.

@@ -169,8 +169,12 @@ class Schedule:
         self._heap: list[_HeapItem] = []
         self._stale_items = 0
         self._tokens = itertools.count(1)
-        self._tombstones: OrderedDict[DispatchId, None] = OrderedDict()
-        self._running: dict[str, dict[DispatchId, Dispatch]] = {}
+        # Deleted ids with the `create_time` of the dispatch that had them.
+        self._tombstones: OrderedDict[DispatchId, datetime] = OrderedDict()
+        # The entries running now, per type, in the order they started. Entries
+        # rather than the start events sent: a copy of every running dispatch
+        # would be held for as long as it runs; the event is rebuilt on demand.
+        self._running: dict[str, dict[DispatchId, _Entry]] = {}
         self._now: datetime | None = None
         self._missed: dict[str, int] = {}
         self._catch_up: list[tuple[int, str, int, datetime, datetime]] = []
@@ -209,10 +213,13 @@ class Schedule:
             Each running dispatch's last start event, in the order they started.
         """
         if dispatch_type is not None:
-            yield from list(self._running.get(dispatch_type, {}).values())
-            return
-        for running in list(self._running.values()):
-            yield from list(running.values())
+            entries = list(self._running.get(dispatch_type, {}).values())
+        else:
+            entries = [
+                e for running in self._running.values() for e in running.values()
+            ]
+        for entry in entries:
+            yield entry.dispatch.with_running_state(entry.window)
 
     def next_due(self) -> datetime | None:
         """Return when the next running state may change.
@@ -245,28 +252,42 @@ class Schedule:
         """
         self._tombstones.clear()
 
-    def upsert(self, dispatch: Dispatch, now: datetime) -> Change:
+    def upsert(
+        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+    ) -> Change:
         """Add a dispatch, or replace the version held.
 
         Sends the running-state events the change calls for: a start when it runs
         now and did not, a stop when it ran and does not, and a start with the new
         version when it runs and a field a consumer acts on changed.
 
+        A dispatch is identified by its id and `create_time` (see the module
+        docstring of `_bg_service`): the caller replaces a held dispatch of
+        another identity (`remove` then `upsert`) before calling this.
+
         Args:
             dispatch: The new version.
             now: The current time; everything due up to it must have been advanced.
+            authoritative: The version comes from a full list, which is the
+                truth: it replaces the held one whatever its `update_time`, and
+                a deletion remembered for the id does not reject it. A stream
+                event (False) older than the state held is rejected.
 
         Returns:
             What the change did.
         """
-        if dispatch.id in self._tombstones:
-            # Ids are never reused: any version of a deleted dispatch that still
-            # arrives (queued before a re-sync's list, or late) is stale.
-            return Change.STALE
+        deleted_created = self._tombstones.get(dispatch.id)
+        if deleted_created is not None:
+            if not authoritative and dispatch.create_time <= deleted_created:
+                # A version of the deleted dispatch itself that still arrives
+                # (queued before a re-sync's list, or late) is stale; a later
+                # `create_time` means the id was reused (the service lost its data).
+                return Change.STALE
+            del self._tombstones[dispatch.id]
         now = self._observe(now)
         entry = self._entries.get(dispatch.id)
         if entry is not None:
-            if dispatch.update_time < entry.dispatch.update_time:
+            if not authoritative and dispatch.update_time < entry.dispatch.update_time:
                 return Change.STALE
             if dispatch == entry.dispatch and not entry.suspended:
                 return Change.UNCHANGED
@@ -357,7 +378,7 @@ class Schedule:
             self._send(entry, None)
         if entry.due is not None:
             self._stale_items += 1
-        self._tombstones[dispatch_id] = None
+        self._tombstones[dispatch_id] = version.create_time
         if len(self._tombstones) > _MAX_TOMBSTONES:
             self._tombstones.popitem(last=False)
         return deleted
@@ -483,7 +504,7 @@ class Schedule:
         running = self._running.setdefault(dispatch.type, {})
         running.pop(dispatch.id, None)
         if window is not None:
-            running[dispatch.id] = message
+            running[dispatch.id] = entry
         elif not running:
             del self._running[dispatch.type]
         self._emit(message)
