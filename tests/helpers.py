@@ -32,6 +32,7 @@ def make_dispatch(
     payload: dict[str, Any] | None = None,
     recurrence: RecurrenceRule | None = None,
     update_time: datetime | None = None,
+    create_time: datetime | None = None,
 ) -> ClientDispatch:
     """Build a client dispatch, as the service would return it."""
     now = datetime.now(tz=timezone.utc)
@@ -45,7 +46,7 @@ def make_dispatch(
         dry_run=dry_run,
         payload={} if payload is None else payload,
         recurrence=RecurrenceRule() if recurrence is None else recurrence,
-        create_time=now,
+        create_time=now if create_time is None else create_time,
         update_time=now if update_time is None else update_time,
     )
 

@@ -161,5 +161,14 @@ def test_a_dispatch_that_cannot_be_scheduled_names_the_problem() -> None:
             ),
         )
     )
-    with pytest.raises(ValueError, match="dispatch 3: "):
-        impossible.validate()
+    # A rule that never runs is valid, and nothing about it raises.
+    impossible.validate()
+    assert not impossible.started
+    assert impossible.until is None
+    assert impossible.next_run is None
+    assert impossible.next_run_after(NOW - MINUTE) is None
+    assert list(impossible.missed_runs(NOW - 365 * 24 * 60 * MINUTE)) == []
+    # One that cannot be read raises in `validate` only (the schedule's check).
+    assert not naive.started
+    assert naive.until is None
+    assert naive.next_run is None

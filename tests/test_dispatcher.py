@@ -493,23 +493,33 @@ async def test_lifecycle_receiver_gets_its_type_only(
     receiver = dispatcher.new_lifecycle_events_receiver("A")
     client = dispatcher.client
     start = clock.now() + timedelta(hours=1)
+    events: list[Any] = []
+
+    async def read() -> None:
+        # Read after each change: unread events of one dispatch coalesce.
+        await clock.advance(timedelta(seconds=1))
+        events.extend(drain(receiver))
+
     a = await client.create(
         microgrid_id=1, type="A", start_time=start, duration=MINUTE, target=TargetIds(1)
     )
+    await read()
     b = await client.create(
         microgrid_id=1, type="B", start_time=start, duration=MINUTE, target=TargetIds(1)
     )
+    await read()
     await client.update(
         microgrid_id=1, dispatch_id=int(b.id), new_fields={"payload": {"x": 1}}
     )
+    await read()
     await client.update(
         microgrid_id=1, dispatch_id=int(a.id), new_fields={"payload": {"x": 2}}
     )
+    await read()
     await client.delete(microgrid_id=1, dispatch_id=int(b.id))
+    await read()
     await client.delete(microgrid_id=1, dispatch_id=int(a.id))
-    await clock.advance(MINUTE)
-
-    events = drain(receiver)
+    await read()
     assert [type(e) for e in events] == [Created, Updated, Deleted]
     assert all(e.dispatch.id == a.id and e.dispatch.type == "A" for e in events)
     assert events[0].dispatch.payload == {}

@@ -268,13 +268,18 @@ async def test_lifecycle_events(
     await clock.advance(SECOND)
 
     start = clock.now() + timedelta(hours=1)
+    # One change per second, as a real service's stream delivers them: changes
+    # to one dispatch that arrive before the consumer reads coalesce.
     created = await create(api.client, type="DISPATCH_TYPE", start_time=start)
+    await clock.advance(SECOND)
     await create(api.client, type="OTHER_TYPE", start_time=start)
+    await clock.advance(SECOND)
     await api.client.update(
         microgrid_id=MicrogridId(1),
         dispatch_id=created.id,
         new_fields={"payload": {"x": 1}},
     )
+    await clock.advance(SECOND)
     await api.client.delete(microgrid_id=MicrogridId(1), dispatch_id=created.id)
     await clock.advance(SECOND)
 

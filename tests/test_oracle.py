@@ -5,22 +5,30 @@
 
 Hypothesis generates sets of dispatches (one-shot and recurring, finite, zero and
 infinite durations, active or not, of a few types) and sequences of steps: create,
-update, delete, and letting time pass. The scheduler runs on a fresh fake event
-loop per example, its receivers are drained by consumer tasks that note when each
-message arrived, and the oracle, which knows nothing but the dispatches' current
-versions and plain dateutil, predicts every message: per dispatch, at which instant
-it comes, whether it is a start or a stop, its `until`, its payload and whether it
-reports a deletion.
+update, delete, letting time pass, and jumps of the wall clock alone, forward
+(a suspend, NTP) and backward. The scheduler runs on a fresh fake event loop per
+example, its receivers are drained by consumer tasks that note when each message
+arrived, and the oracle, which knows nothing but the dispatches' versions and
+plain dateutil, predicts every message: per dispatch, at which instant it comes,
+whether it is a start or a stop, its `until`, its payload and whether it reports
+a deletion, and how many runs were missed per type.
 
-The oracle mirrors these semantics of the library:
+The oracle is told what the library was told: the instants it looked at the
+clock (its timer's wake-ups and the stream's events) and the versions it got. It
+then evaluates every dispatch by brute force (all occurrences from dateutil) at
+each such instant, following the contract:
 
 * a dispatch runs at `t` iff it is active, not deleted, and `t` lies in
   `[o, o + duration)` for the latest occurrence `o <= t` of its rule (without a
   recurrence, `o` is `start_time`; with `duration` None it runs from
-  `start_time` on and the recurrence is ignored; a zero duration never runs);
-* every change is evaluated at the exact instant it is due;
-* a window that ends exactly when the next starts gives one start message (with
-  the new `until`), no stop in between;
+  `start_time` on and the recurrence is ignored);
+* events describe the present: at each instant the library looks, the window
+  open then is sent if it is not the one last sent (a late start has its true
+  `until`); a window that closed since the last look is missed (counted, not
+  sent) unless it started at most the on-time tolerance ago, in which case its
+  start and stop are both sent (a zero duration is such a switch when on time);
+* a wall clock set back by more than the tolerance re-evaluates at the new time;
+  by less, it is treated as standing still;
 * an update sends a message when the running window changed, or when it runs
   before and after and a field a consumer acts on changed (start time, duration,
   active, payload); nothing otherwise;
@@ -33,7 +41,7 @@ import asyncio
 import dataclasses
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -46,6 +54,7 @@ from hypothesis import strategies as st
 
 from frequenz.dispatch import Dispatch
 from frequenz.dispatch._bg_service import DispatchScheduler
+from frequenz.dispatch._schedule import ON_TIME_TOLERANCE
 from frequenz.dispatch.testing import EventLoop, FakeClock
 
 from .helpers import MICROGRID
@@ -60,12 +69,14 @@ SECOND = timedelta(seconds=1)
 # clock that the `clock` fixture gives other tests is applied here by hand.
 
 
-def run_on_fake_loop(main: Coroutine[Any, Any, T], start: datetime = START) -> T:
+def run_on_fake_loop(
+    main: Callable[[FakeClock], Coroutine[Any, Any, T]], start: datetime = START
+) -> T:
     """Run a coroutine on a fresh async-solipsism loop with coupled clocks."""
 
     async def on_clock() -> T:
-        with FakeClock(start):
-            return await main
+        with FakeClock(start) as clock:
+            return await main(clock)
 
     loop = EventLoop()
     try:
@@ -131,7 +142,14 @@ class Advance:
     seconds: int
 
 
-Step = Create | Update | Delete | Advance
+@dataclasses.dataclass(frozen=True)
+class Jump:
+    """Move the wall clock alone (the event loop's time does not move)."""
+
+    seconds: float
+
+
+Step = Create | Update | Delete | Advance | Jump
 
 durations = st.one_of(
     st.none(),
@@ -197,11 +215,21 @@ advances = st.builds(
         st.integers(min_value=1, max_value=3 * 3600),
     ),
 )
+jumps = st.builds(
+    Jump,
+    seconds=st.one_of(
+        # Around the tolerance, a suspend of a minute to a day, NTP steps back.
+        st.sampled_from([-0.5, 0.5, -1.5, 1.5, 61, 3600, 86400, -600, -3600]),
+        st.integers(min_value=-3 * 3600, max_value=24 * 3600),
+    ),
+)
 steps = st.builds(
     lambda initial, rest: [*initial, *rest],
     st.lists(creates, min_size=1, max_size=6),
     st.lists(
-        st.one_of(creates, advances, advances, advances, updates, updates, deletes),
+        st.one_of(
+            creates, advances, advances, advances, updates, updates, deletes, jumps
+        ),
         min_size=2,
         max_size=20,
     ),
@@ -215,82 +243,174 @@ Window = tuple[datetime, datetime | None]
 Message = tuple[datetime, bool, datetime | None, float | None, bool]
 """When, started, until, payload["v"], deleted."""
 
+TICK = timedelta(microseconds=1)
 
-class Oracle:
-    """Decides from dispatch versions alone when each dispatch runs."""
+
+class Occurrences:
+    """Every occurrence of each dispatch version, from plain dateutil."""
 
     def __init__(self, horizon: datetime) -> None:
         self._horizon = horizon
-        self._occurrences: dict[tuple[datetime, str], list[datetime]] = {}
+        self._cache: dict[tuple[datetime, str], list[datetime]] = {}
 
-    def _starts(self, dispatch: ClientDispatch) -> list[datetime]:
+    def starts(self, dispatch: ClientDispatch) -> list[datetime]:
+        """Return the run starts of `dispatch`, up to the end of the example."""
         rule = dispatch.recurrence
-        if rule.frequency == Frequency.UNSPECIFIED:
+        if dispatch.duration is None or rule.frequency == Frequency.UNSPECIFIED:
             return [dispatch.start_time]
         key = (dispatch.start_time, repr(rule))
-        cached = self._occurrences.get(key)
+        cached = self._cache.get(key)
         if cached is None:
-            # Plain dateutil, enumerated once up to the end of the example.
             cached = []
             for occurrence in rule._as_rrule(dispatch.start_time):
                 if occurrence > self._horizon:
                     break
                 cached.append(occurrence)
-            self._occurrences[key] = cached
+            self._cache[key] = cached
         return cached
 
-    def window_at(self, dispatch: ClientDispatch | None, t: datetime) -> Window | None:
+    def window_at(self, dispatch: ClientDispatch, t: datetime) -> Window | None:
         """Return the window `dispatch` runs in at `t`, None if it does not run."""
-        if dispatch is None or not dispatch.active:
+        if not dispatch.active:
             return None
         if dispatch.duration is None:
             return (dispatch.start_time, None) if dispatch.start_time <= t else None
-        starts = self._starts(dispatch)
+        starts = self.starts(dispatch)
         index = bisect_right(starts, t) - 1
         if index < 0:
             return None
-        start = starts[index]
-        end = start + dispatch.duration
-        return (start, end) if t < end else None
+        end = starts[index] + dispatch.duration
+        return (starts[index], end) if t < end else None
 
-    def boundaries(
-        self, dispatch: ClientDispatch, after: datetime, until: datetime
+    def closed(
+        self, dispatch: ClientDispatch, after: datetime, before: datetime, t: datetime
     ) -> list[datetime]:
-        """Return every window start and end in `(after, until]`."""
-        if not dispatch.active:
+        """Return the starts in `[after, before)` of windows closed by `t`."""
+        duration = dispatch.duration
+        if not dispatch.active or duration is None:
             return []
-        if dispatch.duration is None:
-            return [dispatch.start_time] if after < dispatch.start_time <= until else []
-        found = set()
-        for start in self._starts(dispatch):
-            if start > until:
-                break
-            for instant in (start, start + dispatch.duration):
-                if after < instant <= until:
-                    found.add(instant)
-        return sorted(found)
+        return [
+            s
+            for s in self.starts(dispatch)
+            if after <= s < before and s + duration <= t
+        ]
+
+
+@dataclasses.dataclass
+class _State:
+    version: ClientDispatch
+    sent: Window | None = None
+    seen: datetime | None = None
+    fired: datetime | None = None
+
+
+class Oracle:
+    """Predicts the messages from what the library was told, by brute force."""
+
+    def __init__(self, horizon: datetime) -> None:
+        self._runs = Occurrences(horizon)
+        self._states: dict[int, _State] = {}
+        self._last: datetime | None = None
+        self._raw = START
+        self.expected: dict[int, list[Message]] = defaultdict(list)
+        self.missed: dict[str, int] = defaultdict(int)
+
+    def _emit(self, key: int, window: Window | None, *, deleted: bool = False) -> None:
+        state = self._states[key]
+        state.sent = window
+        self.expected[key].append(
+            (
+                self._raw,
+                window is not None,
+                None if window is None else window[1],
+                state.version.payload.get("v"),
+                deleted,
+            )
+        )
+
+    def _observe(self, raw: datetime) -> datetime:
+        self._raw = raw
+        last = self._last
+        if last is not None and raw < last:
+            if last - raw <= ON_TIME_TOLERANCE:
+                return last  # a hair back: the clock stands still
+            self._last = raw
+            for key, state in self._states.items():
+                window = self._runs.window_at(state.version, raw)
+                if window != state.sent:
+                    self._emit(key, window)
+                state.seen = raw
+            return raw
+        self._last = raw
+        return raw
+
+    def _evaluate(
+        self, key: int, t: datetime, *, reconfigure: bool, catching_up: bool
+    ) -> None:
+        state = self._states[key]
+        dispatch = state.version
+        after = t - ON_TIME_TOLERANCE
+        if catching_up and state.seen is not None:
+            missed = self._runs.closed(dispatch, state.seen + TICK, after, t)
+            self.missed[dispatch.type] += len(missed)
+            after = max(after, state.seen + TICK)
+        if state.fired is not None:
+            after = max(after, state.fired + TICK)
+        assert dispatch.duration is not None or not self._runs.closed(
+            dispatch, after, t + TICK, t
+        )
+        for start in self._runs.closed(dispatch, after, t + TICK, t):
+            assert dispatch.duration is not None
+            self._emit(key, (start, start + dispatch.duration))
+            self._emit(key, None)
+            state.fired = start
+        window = self._runs.window_at(dispatch, t)
+        if window is not None:
+            if window != state.sent or reconfigure:
+                self._emit(key, window)
+        elif state.sent is not None:
+            self._emit(key, None)
+        state.seen = t
+
+    def advance(self, raw: datetime) -> None:
+        """The library looked at the clock (its timer, or before an event)."""
+        t = self._observe(raw)
+        for key in self._states:
+            self._evaluate(key, t, reconfigure=False, catching_up=True)
+
+    def upsert(self, dispatch: ClientDispatch, raw: datetime) -> None:
+        """The library got a new version."""
+        t = self._observe(raw)
+        key = int(dispatch.id)
+        state = self._states.get(key)
+        if state is None:
+            self._states[key] = _State(dispatch)
+            self._evaluate(key, t, reconfigure=False, catching_up=False)
+            return
+        if dispatch.update_time < state.version.update_time:
+            # Older than the version held (the fake service stamps versions with
+            # the wall clock, which may have been set back): ignored.
+            return
+        if dispatch == state.version:
+            return
+        old, state.version = state.version, dispatch
+        self._evaluate(
+            key, t, reconfigure=_reconfigures(old, dispatch), catching_up=False
+        )
+
+    def remove(self, dispatch_id: int) -> None:
+        """The library got a deletion."""
+        state = self._states.pop(dispatch_id, None)
+        if state is not None and state.sent is not None:
+            self._states[dispatch_id] = state
+            self._emit(dispatch_id, None, deleted=True)
+            del self._states[dispatch_id]
 
 
 def _reconfigures(old: ClientDispatch, new: ClientDispatch) -> bool:
     return any(
         getattr(old, name) != getattr(new, name)
         for name in ("start_time", "duration", "active", "payload", "target")
-    )
-
-
-def _message(
-    when: datetime,
-    dispatch: ClientDispatch,
-    window: Window | None,
-    *,
-    deleted: bool = False,
-) -> Message:
-    return (
-        when,
-        window is not None,
-        None if window is None else window[1],
-        dispatch.payload.get("v"),
-        deleted,
     )
 
 
@@ -315,17 +435,46 @@ def _collapse(values: list[bool]) -> list[bool]:
 # The property
 
 
-async def _run(plan: list[Step]) -> None:
-    horizon = START + timedelta(
-        seconds=sum(step.seconds for step in plan if isinstance(step, Advance)) + 1
+Call = tuple[str, Any, Any]
+
+
+def _record(scheduler: DispatchScheduler, calls: list[Call]) -> None:
+    """Note every input the schedule gets: when it looked, and which versions."""
+    schedule = scheduler._schedule
+    advance, upsert, remove = schedule.advance, schedule.upsert, schedule.remove
+
+    def advancing(now: datetime) -> None:
+        calls.append(("advance", now, None))
+        advance(now)
+
+    def upserting(dispatch: Dispatch, now: datetime) -> Any:
+        calls.append(("upsert", dispatch, now))
+        return upsert(dispatch, now)
+
+    def removing(dispatch_id: DispatchId, version: Dispatch | None = None) -> Any:
+        calls.append(("remove", dispatch_id, None))
+        return remove(dispatch_id, version)
+
+    setattr(schedule, "advance", advancing)  # noqa: B010
+    setattr(schedule, "upsert", upserting)  # noqa: B010
+    setattr(schedule, "remove", removing)  # noqa: B010
+
+
+async def _run(plan: list[Step], clock: FakeClock) -> None:
+    forward = sum(
+        step.seconds
+        for step in plan
+        if isinstance(step, Advance) or (isinstance(step, Jump) and step.seconds > 0)
     )
-    oracle = Oracle(horizon)
-    expected: dict[int, list[Message]] = defaultdict(list)
+    horizon = START + timedelta(seconds=forward + 4 * 3600)
+    runs = Occurrences(horizon)
     received: dict[int, list[Message]] = defaultdict(list)
     live: dict[DispatchId, ClientDispatch] = {}
+    calls: list[Call] = []
 
     client = FakeClient()
-    scheduler = DispatchScheduler(MICROGRID, client)
+    scheduler = DispatchScheduler(MICROGRID, client, clock=clock.now)
+    _record(scheduler, calls)
     scheduler.start()
     await scheduler.wait_for_initialization()
 
@@ -340,17 +489,9 @@ async def _run(plan: list[Step]) -> None:
     for step in plan:
         at = now()
         if isinstance(step, Advance):
-            for dispatch in live.values():
-                window = oracle.window_at(dispatch, at)
-                end = at + timedelta(seconds=step.seconds)
-                for instant in oracle.boundaries(dispatch, at, end):
-                    new_window = oracle.window_at(dispatch, instant)
-                    if new_window != window:
-                        expected[int(dispatch.id)].append(
-                            _message(instant, dispatch, new_window)
-                        )
-                        window = new_window
             await asyncio.sleep(step.seconds)
+        elif isinstance(step, Jump):
+            clock.jump(timedelta(seconds=step.seconds))
         elif isinstance(step, Create):
             created = await client.create(
                 microgrid_id=MICROGRID,
@@ -363,38 +504,35 @@ async def _run(plan: list[Step]) -> None:
                 recurrence=step.recurrence,
             )
             live[created.id] = created
-            window = oracle.window_at(created, at)
-            if window is not None:
-                expected[int(created.id)].append(_message(at, created, window))
         elif live:
             ids = sorted(live)
             if step.running:
-                ids = [i for i in ids if oracle.window_at(live[i], at)] or ids
+                ids = [i for i in ids if runs.window_at(live[i], at)] or ids
             dispatch_id = ids[step.which % len(ids)]
-            old = live[dispatch_id]
-            before = oracle.window_at(old, at)
             if isinstance(step, Delete):
                 await client.delete(microgrid_id=MICROGRID, dispatch_id=dispatch_id)
                 del live[dispatch_id]
-                if before is not None:
-                    expected[int(dispatch_id)].append(
-                        _message(at, old, None, deleted=True)
-                    )
             else:
-                new = await client.update(
+                live[dispatch_id] = await client.update(
                     microgrid_id=MICROGRID,
                     dispatch_id=dispatch_id,
                     new_fields=_fields(step.fields, at),
                 )
-                live[dispatch_id] = new
-                after = oracle.window_at(new, at)
-                if after != before or (after is not None and _reconfigures(old, new)):
-                    expected[int(dispatch_id)].append(_message(at, new, after))
         await settle()
 
     await scheduler.stop()
     await asyncio.gather(*consumers)
 
+    oracle = Oracle(horizon)
+    for kind, first, second in calls:
+        if kind == "advance":
+            oracle.advance(first)
+        elif kind == "upsert":
+            oracle.upsert(first, second)
+        else:
+            oracle.remove(int(first))
+
+    expected = oracle.expected
     for key in sorted(set(expected) | set(received)):
         want, got = expected.get(key, []), received.get(key, [])
         # The running-state transitions, then every message exactly.
@@ -404,6 +542,8 @@ async def _run(plan: list[Step]) -> None:
             want,
         )
         assert got == want, (key, got, want)
+    missed = {t: n for t, n in oracle.missed.items() if n}
+    assert scheduler._schedule.missed_runs_by_type() == missed
 
 
 def _fields(fields: dict[str, Any], at: datetime) -> dict[str, Any]:
@@ -427,4 +567,4 @@ def _fields(fields: dict[str, Any], at: datetime) -> dict[str, Any]:
 )
 @given(plan=steps)
 def test_running_state_events_match_the_oracle(plan: list[Step]) -> None:
-    run_on_fake_loop(_run(plan))
+    run_on_fake_loop(lambda clock: _run(plan, clock))

@@ -70,17 +70,16 @@ def test_advance_sends_start_then_stop_at_their_instants() -> None:
     assert list(rec.schedule.running(None)) == []
 
 
-def test_a_late_advance_reports_every_change_in_order() -> None:
+def test_a_late_advance_misses_closed_windows_and_starts_open_ones_late() -> None:
     rec = Recorder()
     rec.schedule.upsert(dispatch(2, T0 + 30 * MINUTE), T0)
     rec.schedule.upsert(dispatch(1, T0 + 5 * MINUTE), T0)
+    rec.schedule.upsert(dispatch(3, T0 + 115 * MINUTE), T0)
     rec.schedule.advance(T0 + 2 * 60 * MINUTE)
-    assert rec.take() == [
-        (1, True, T0 + 15 * MINUTE),
-        (1, False, None),
-        (2, True, T0 + 40 * MINUTE),
-        (2, False, None),
-    ]
+    # 1 and 2 closed before the schedule got to them; 3 is still open.
+    assert rec.take() == [(3, True, T0 + 125 * MINUTE)]
+    assert rec.schedule.missed_runs_by_type() == {"TEST": 2}
+    assert rec.schedule.next_due() == T0 + 125 * MINUTE
 
 
 def test_at_one_instant_starts_come_before_stops() -> None:
@@ -120,13 +119,14 @@ def test_an_update_that_reconfigures_a_running_dispatch_restarts_it() -> None:
 
 def test_remove_stops_a_running_dispatch_and_rejects_later_versions() -> None:
     rec = Recorder()
-    rec.schedule.upsert(dispatch(1, T0, update_time=T0), T0)
+    # One dispatch (one create_time): a later version after its deletion is late.
+    rec.schedule.upsert(dispatch(1, T0, update_time=T0, create_time=T0), T0)
     rec.take()
     deleted = rec.schedule.remove(DispatchId(1))
     assert deleted is not None and deleted.deleted
     assert rec.take() == [(1, False, None)]
     assert rec.schedule.remove(DispatchId(1)) is None
-    late = dispatch(1, T0, update_time=T0 + MINUTE)
+    late = dispatch(1, T0, update_time=T0 + MINUTE, create_time=T0)
     assert rec.schedule.upsert(late, T0 + MINUTE) is Change.STALE
     assert rec.schedule.next_due() is None
     # A full list is authoritative: after forgetting deletions it is accepted.

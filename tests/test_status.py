@@ -101,7 +101,7 @@ async def test_after_the_first_sync(clock: FakeClock, fake: ControllableClient) 
         assert status.failed_attempts == 0
         assert status.is_healthy(now, max_offline=MINUTE)
         # The same snapshot from the scheduler behind it.
-        assert dispatcher._bg_service.status == status  # pylint: disable=protected-access
+        assert dispatcher._bg_service.status == status
 
         # An immutable value, kept as it was.
         with pytest.raises(dataclasses.FrozenInstanceError):

@@ -274,7 +274,9 @@ async def test_failed_first_list_is_logged_and_retried_with_backoff(
     client = ControllableClient()
     client.service.fail_lists(4)
     existing = await create(client, start_time=clock.now() + timedelta(hours=1))
-    backoff = Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=4))
+    backoff = Backoff(
+        initial=timedelta(seconds=1), maximum=timedelta(seconds=4), jitter=False
+    )
 
     async with observed(client, backoff=backoff) as watched:
         assert clock.now() == START + timedelta(seconds=11)
@@ -284,7 +286,8 @@ async def test_failed_first_list_is_logged_and_retried_with_backoff(
         # 1 s, then doubling, capped at 4 s.
         assert lists == [timedelta(seconds=s) for s in (0, 1, 3, 7, 11)]
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert len(errors) == 4
+        # One line per attempt for the first three, then one summary a minute.
+        assert len(errors) == 3
         for attempt, record in enumerate(errors, start=1):
             text = record.getMessage()
             assert "microgrid 1" in text
@@ -356,7 +359,9 @@ async def test_wait_for_initialization_raises_when_stopped_while_waiting(
 async def test_backoff_starts_over_after_a_successful_sync(clock: FakeClock) -> None:
     client = ControllableClient()
     client.service.fail_lists(3)
-    backoff = Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=30))
+    backoff = Backoff(
+        initial=timedelta(seconds=1), maximum=timedelta(seconds=30), jitter=False
+    )
     async with observed(client, backoff=backoff) as watched:
         assert clock.now() == START + timedelta(seconds=7)  # after 1 + 2 + 4 s
         await elapse(clock, timedelta(hours=1))
@@ -675,6 +680,10 @@ async def test_an_older_event_never_overwrites_newer_state(clock: FakeClock) -> 
         assert [running(m) for m in watched.running_events()] == [
             (1, True, START + timedelta(minutes=61), {"v": 1.0}, False),
         ]
+        # Read now: unread events of one dispatch would coalesce into one.
+        assert [lifecycle(e) for e in watched.lifecycle_events()] == [
+            ("Created", int(original.id)),
+        ]
         newer = await client.update(
             microgrid_id=MICROGRID,
             dispatch_id=original.id,
@@ -683,7 +692,6 @@ async def test_an_older_event_never_overwrites_newer_state(clock: FakeClock) -> 
         await settle()
         assert original.update_time < newer.update_time
         assert [lifecycle(e) for e in watched.lifecycle_events()] == [
-            ("Created", int(original.id)),
             ("Updated", int(original.id)),
         ]
         until = START + timedelta(minutes=121)
@@ -727,12 +735,14 @@ async def test_uninterpretable_dispatches_in_the_list_are_logged_and_skipped(
     client.service.extra_list_dispatches.append(unreadable_pb_dispatch(42, clock.now()))
 
     async with observed(client) as watched:
+        # 41 never runs (31 February) but is a valid dispatch; 42 is unreadable.
         assert [lifecycle(e) for e in watched.lifecycle_events()] == [
             ("Created", int(good.id)),
             ("Created", int(also_good.id)),
+            ("Created", 41),
         ]
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-        assert any("dispatch 41" in text for text in errors), errors
+        assert not any("dispatch 41" in text for text in errors), errors
         assert any("dispatch 42" in text for text in errors), errors
         await elapse(clock, timedelta(minutes=2))
         assert [(int(m.id), m.started) for m in watched.running_events()] == [
@@ -772,9 +782,13 @@ async def test_uninterpretable_dispatches_on_the_stream_are_logged_and_skipped(
         service.push_event(Event.CREATED, valid)
         await settle()
 
-        assert [lifecycle(e) for e in watched.lifecycle_events()] == [("Created", 53)]
+        # 52 never runs (31 February), but is a valid dispatch.
+        assert [lifecycle(e) for e in watched.lifecycle_events()] == [
+            ("Created", 52),
+            ("Created", 53),
+        ]
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-        for dispatch_id in ("51", "52", "54"):
+        for dispatch_id in ("51", "54"):
             assert any(f"dispatch {dispatch_id}" in text for text in errors), errors
         await elapse(clock, timedelta(minutes=1))
         assert [(int(m.id), m.started) for m in watched.running_events()] == [
@@ -809,7 +823,7 @@ async def test_a_naive_datetime_is_logged_and_skipped(
         ]
 
 
-async def test_an_unreadable_new_version_is_skipped_alike_on_the_stream_and_in_a_resync(
+async def test_an_unreadable_new_version_stops_it_alike_on_the_stream_and_in_a_resync(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with observed() as broken, observed() as steady:
@@ -847,12 +861,21 @@ async def test_an_unreadable_new_version_is_skipped_alike_on_the_stream_and_in_a
 
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert sum("dispatch 1 " in text for text in errors) == 2, errors
-        # On the stream: skipped, the dispatch keeps running.
-        assert steady.lifecycle_events() == []
-        assert steady.running_events() == []
-        # After a resync: the same. It was not deleted.
-        assert broken.lifecycle_events() == []
-        assert broken.running_events() == []
+        assert all("field recurrence" in t for t in errors if "Skipping" in t)
+        assert sum("Stopping dispatch 1:" in text for text in errors) == 2, errors
+        # On the stream and after a resync alike: the replaced version is stopped
+        # (fail safe); it was not deleted, so no lifecycle event.
+        for watched in (broken, steady):
+            assert watched.lifecycle_events() == []
+            assert [(int(m.id), m.started) for m in watched.running_events()] == [
+                (1, False)
+            ]
+        # A readable version brings it back.
+        readable = replace(stored, update_time=clock.now(), payload={"v": 3})
+        steady.service.push_event(Event.UPDATED, readable)
+        await settle()
+        assert [lifecycle(e) for e in steady.lifecycle_events()] == [("Updated", 1)]
+        assert [(int(m.id), m.started) for m in steady.running_events()] == [(1, True)]
 
 
 # Crashing internals

@@ -209,7 +209,9 @@ async def test_wall_clock_moving_while_the_loop_is_frozen_does_not_spin() -> Non
     loop = asyncio.get_running_loop()
     async with fake_dispatcher(clock=running) as (dispatcher, _):
         receiver = dispatcher.new_running_state_event_receiver("TEST")
-        await create(dispatcher, start_time=running.value + 5 * HOUR, duration=DAY)
+        # A window long enough to be still open when the loop moves again (one
+        # that closed meanwhile would be a missed run, not sent).
+        await create(dispatcher, start_time=running.value + 5 * HOUR, duration=30 * DAY)
         frozen_at = loop.time()
         reads_before = running.reads
         for _ in range(50):

@@ -182,15 +182,31 @@ class _ManagedActor:
         self._updates: UnboundedReceiver[DispatchInfo] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._actor_died = False
+        self._switch: Dispatch | None = None
+        self._retrying = False
         self.closed = False
         """Whether this manager is done; events must go to a new one."""
 
     def want(self, dispatch: Dispatch) -> None:
         """Make `dispatch` the state to reach.
 
+        A start that is followed by a stop before it was handled still runs
+        first: that is a switch (a zero-duration dispatch), which starts and
+        stops at once, and its factory must see it.
+
         Args:
             dispatch: The latest running-state event for this identity.
         """
+        pending = self._desired
+        if (
+            not dispatch.started
+            and self._changed.is_set()
+            and pending is not None
+            and pending.started
+            and self._actor is None
+            and not self._retrying
+        ):
+            self._switch = pending
         self._desired = dispatch
         self._changed.set()
 
@@ -202,8 +218,12 @@ class _ManagedActor:
                 await self._wait_for_change(retry_in)
                 self._changed.clear()
                 retry_in = None
+                self._retrying = False
                 desired = self._desired
                 assert desired is not None
+                switch, self._switch = self._switch, None
+                if switch is not None and not desired.started:
+                    await self._start_actor(switch)
                 if not desired.started:
                     await self._stop_actor("Dispatch stopped")
                     if self._changed.is_set():
@@ -220,6 +240,9 @@ class _ManagedActor:
                     retry_in = self._retry_interval
                 elif not await self._start_actor(desired):
                     retry_in = self._retry_interval
+                if retry_in is not None:
+                    # A stop now replaces the retry: nothing is started for it.
+                    self._retrying = True
         finally:
             await self._stop_actor("Actor dispatcher stopped")
 
@@ -456,6 +479,8 @@ class ActorDispatcher(BackgroundService):
         )
         self._retry_interval = retry_interval
         self._managed: dict[Hashable, tuple[_ManagedActor, asyncio.Task[None]]] = {}
+        self._identity_of: dict[DispatchId, Hashable] = {}
+        self._identity_failed: set[DispatchId] = set()
 
     @override
     def start(self) -> None:
@@ -465,12 +490,8 @@ class ActorDispatcher(BackgroundService):
 
     async def _run(self) -> None:
         async for dispatch in self._dispatch_rx:
-            try:
-                identity = self._dispatch_identity(dispatch)
-            except Exception:
-                _logger.exception(
-                    "dispatch_identity failed for dispatch %s", dispatch.id
-                )
+            identity = self._identify(dispatch)
+            if identity is None:
                 continue
             managed = self._managed.get(identity)
             if managed is None or managed[0].closed:
@@ -479,6 +500,34 @@ class ActorDispatcher(BackgroundService):
                     continue
                 managed = self._manage(identity)
             managed[0].want(dispatch)
+
+    def _identify(self, dispatch: Dispatch) -> Hashable | None:
+        # `dispatch_identity` is user code: when it raises, the event goes to the
+        # actor the dispatch was last mapped to (so a stop is never lost), or is
+        # skipped if there is none. Only this actor dispatcher is affected.
+        try:
+            identity = self._dispatch_identity(dispatch)
+        except Exception:
+            identity = self._identity_of.get(dispatch.id)
+            if dispatch.id not in self._identity_failed:
+                self._identity_failed.add(dispatch.id)
+                _logger.exception(
+                    "dispatch_identity %r failed for dispatch %s (type %r); %s "
+                    "(logged once per dispatch)",
+                    self._dispatch_identity,
+                    int(dispatch.id),
+                    dispatch.type,
+                    "it is not run"
+                    if identity is None
+                    else f"the event goes to its last actor {identity!r}",
+                )
+            if identity is None:
+                return None
+        if dispatch.started:
+            self._identity_of[dispatch.id] = identity
+        else:
+            self._identity_of.pop(dispatch.id, None)
+        return identity
 
     def _manage(self, identity: Hashable) -> tuple[_ManagedActor, asyncio.Task[None]]:
         actor = _ManagedActor(identity, self._actor_factory, self._retry_interval)

@@ -1,7 +1,24 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""The background service that syncs dispatches and sends their events."""
+"""The background service that syncs dispatches and sends their events.
+
+Identity and truth:
+
+* A dispatch is identified by its id **and** its `create_time`. The service
+  never reuses an id, except after it lost its data (restarted on an empty or
+  restored database): then a listed or streamed dispatch with a held id but
+  another `create_time` is another dispatch. The held one is reported
+  `Deleted` (and stopped if it ran), the new one `Created` (and started if it
+  runs).
+* A full list is the truth: every listed version replaces the held one,
+  whatever its `update_time` (`Updated` when it differs, so a restored older
+  backup is adopted), every held dispatch not listed is `Deleted`, and
+  deletions remembered from before do not reject anything listed.
+* A stream event older than the state held is ignored: a version with an
+  older `update_time` than the held one, a version of a deleted dispatch
+  (same or older `create_time`), a deletion of an older incarnation of an id.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +28,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
+from typing import Any
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
@@ -22,7 +40,7 @@ from typing_extensions import override
 from ._api import DispatchApi
 from ._cache._link import CacheLink, check_cache_options
 from ._clock import Clock, wall_clock
-from ._delivery import Subscribers, UnboundedReceiver
+from ._delivery import KEEP_BOTH, Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
 from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
@@ -112,12 +130,14 @@ class DispatchScheduler(BackgroundService):
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
         self._clock = clock
-        self._schedule = Schedule(self._send_running_state)
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
         # status: the bookkeeping behind `status`, fed by the sync and the timer.
         self._status = _StatusRecorder(
             int(self._microgrid_id), clock=clock, facts=self._status_facts
+        )
+        self._schedule = Schedule(
+            self._send_running_state, on_missed=self._status.on_missed
         )
         self._sync = DispatchSync(
             self._microgrid_id, client, self, backoff=backoff, status=self._status
@@ -242,9 +262,7 @@ class DispatchScheduler(BackgroundService):
             A receiver that gets every event from now on and never drops one.
         """
         _check_type(dispatch_type)
-        receiver = UnboundedReceiver[DispatchEvent](
-            name=f"lifecycle-events:{dispatch_type}"
-        )
+        receiver = _lifecycle_receiver(f"lifecycle-events:{dispatch_type}")
         self._lifecycle.add(dispatch_type, receiver)
         return receiver
 
@@ -289,6 +307,7 @@ class DispatchScheduler(BackgroundService):
     def _new_lifecycle_events_receiver_for_all_types(
         self,
     ) -> UnboundedReceiver[DispatchEvent]:
+        # The deprecated forwarder reads it at once and promised every event.
         receiver = UnboundedReceiver[DispatchEvent](name="lifecycle-events:*")
         self._lifecycle.add(None, receiver)
         return receiver
@@ -306,22 +325,28 @@ class DispatchScheduler(BackgroundService):
         self,
         dispatches: Sequence[Dispatch],
         unreadable: AbstractSet[DispatchId] = frozenset(),
+        complete: bool = True,
     ) -> None:
         """Make the held dispatches equal to a full list from the service.
 
         Args:
             dispatches: Every dispatch of the microgrid that could be read.
             unreadable: Ids of listed dispatches that could not be read; the
-                version held of them (if any) is kept, as the stream would.
+                version held of them (if any) is kept but stopped (fail safe),
+                as the stream would.
+            complete: False when the list stopped early: held dispatches not in
+                it are kept rather than deleted.
         """
         now = self._advance()
         listed = {dispatch.id for dispatch in dispatches} | unreadable
         self._schedule.forget_deletions()
+        for dispatch_id in unreadable:
+            self._suspend(dispatch_id, None)
         # Upserts first: at one instant, a dispatch that starts is seen before one
         # that stops, like the timer does it.
         for dispatch in dispatches:
-            self._upsert(dispatch, now)
-        for dispatch_id in self._schedule.ids():
+            self._upsert(dispatch, now, authoritative=True)
+        for dispatch_id in self._schedule.ids() if complete else ():
             if dispatch_id not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()
@@ -344,6 +369,9 @@ class DispatchScheduler(BackgroundService):
         """
         now = self._advance()
         if event is Event.DELETED:
+            held = self._schedule.get(dispatch.id)
+            if held is not None and dispatch.create_time < held.create_time:
+                return  # the deletion of an older incarnation of this id
             self._remove(dispatch.id, dispatch)
         elif event in (Event.CREATED, Event.UPDATED):
             self._upsert(dispatch, now)
@@ -406,7 +434,36 @@ class DispatchScheduler(BackgroundService):
         if self._cache is not None:
             self._cache.changed(dispatch_id, self._schedule.get(dispatch_id))
 
+    def apply_unreadable(
+        self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
+    ) -> None:
+        """Apply a stream event whose dispatch cannot be read (already logged).
+
+        A delete removes the id. A new version of a held dispatch stops it until a
+        readable version arrives: the library never keeps acting on a version the
+        service replaced.
+
+        Args:
+            event: What happened.
+            dispatch_id: The dispatch's id.
+            update_time: The unreadable version's update time, if readable.
+        """
+        self._advance()
+        if event is Event.DELETED:
+            self._remove(dispatch_id, None)
+        else:
+            self._suspend(dispatch_id, update_time)
+        self._rearm.set()
+
     # Internals
+
+    def _suspend(self, dispatch_id: DispatchId, update_time: datetime | None) -> None:
+        if self._schedule.suspend(dispatch_id, update_time):
+            _logger.error(
+                "Stopping dispatch %s: its new version cannot be read (see the "
+                "error above); it stays stopped until a readable version arrives",
+                int(dispatch_id),
+            )
 
     def _advance(self) -> datetime:
         now = self._clock()
@@ -414,8 +471,16 @@ class DispatchScheduler(BackgroundService):
             self._schedule.advance(now)
         return now
 
-    def _upsert(self, dispatch: Dispatch, now: datetime) -> None:
-        change = self._schedule.upsert(dispatch, now)
+    def _upsert(
+        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+    ) -> None:
+        held = self._schedule.get(dispatch.id)
+        if held is not None and held.create_time != dispatch.create_time:
+            if not authoritative and dispatch.create_time < held.create_time:
+                return  # a late event of an older incarnation of this id
+            # The id was reused after the service lost its data: another dispatch.
+            self._remove(dispatch.id, None)
+        change = self._schedule.upsert(dispatch, now, authoritative=authoritative)
         if change is Change.CREATED:
             self._send_lifecycle(Created(dispatch))
         elif change is Change.UPDATED:
@@ -498,6 +563,45 @@ class DispatchScheduler(BackgroundService):
             except Exception:
                 _logger.exception("%s: the %s task failed; restarting it", self, name)
             await asyncio.sleep(_RESTART_DELAY.total_seconds())
+
+
+def merge_lifecycle(newer: DispatchEvent, pending: DispatchEvent) -> Any:
+    """Coalesce two pending lifecycle events of one dispatch id into what counts.
+
+    A consumer that reads late still ends with the right state, and a receiver
+    holds at most two events per id (a `Deleted` of an old incarnation and the
+    events of a new one, after the service lost its data):
+
+    * `Created` then `Updated` -> one `Created` of the latest version;
+    * `Updated` then `Updated` -> one `Updated` of the latest version;
+    * `Created` then `Deleted` (same `create_time`) -> nothing: the dispatch
+      came and went before the consumer looked;
+    * `Updated` then `Deleted` -> the `Deleted`;
+    * anything else (`Deleted` then a `Created` of a reused id) -> both.
+
+    Args:
+        newer: The event being queued.
+        pending: The last pending event of the same id.
+
+    Returns:
+        The one event replacing both, None for none, or `KEEP_BOTH`.
+    """
+    same = newer.dispatch.create_time == pending.dispatch.create_time
+    if not same or isinstance(pending, Deleted):
+        return KEEP_BOTH
+    if isinstance(newer, Updated):
+        return Created(newer.dispatch) if isinstance(pending, Created) else newer
+    if isinstance(newer, Deleted):
+        return None if isinstance(pending, Created) else newer
+    return KEEP_BOTH
+
+
+def _lifecycle_receiver(name: str) -> UnboundedReceiver[DispatchEvent]:
+    return UnboundedReceiver[DispatchEvent](
+        name=name,
+        coalesce_key=lambda event: event.dispatch.id,
+        merge=merge_lifecycle,
+    )
 
 
 def _check_type(dispatch_type: object) -> None:

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Literal, TypeVar
+from types import EllipsisType
+from typing import Any, Final, Literal, TypeVar
 
+import frequenz.client.base.channel as _base_channel
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.microgrid.electrical_components import (
@@ -66,6 +69,79 @@ TargetLike = (
 
 
 IdT = TypeVar("IdT", MicrogridId, DispatchId)
+
+MAX_RECEIVE_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+"""The channel's receive limit: above any single dispatch the API lets a client
+create (a create request is itself limited by the server's receive limit, 4 MiB by
+default), so one dispatch always fits in one message; pages adapt (see `_sync`)."""
+
+CHANNEL_OPTIONS: Final[Sequence[tuple[str, int]]] = (
+    ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+    # Reconnect back-off of the channel itself (it adds +-20 % jitter): the sync
+    # waits for the channel to be READY instead of stacking its own back-off, so
+    # these bound how soon after the service is back the re-sync starts.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    # Also the connect timeout of one attempt: a connection attempt that hangs
+    # on a network that drops packets is given up and retried after this.
+    ("grpc.min_reconnect_backoff_ms", 2000),
+)
+"""gRPC channel options of the Dispatcher's client."""
+
+
+_CHANNEL_CONSTRUCTORS: Final = {"insecure_channel": 1, "secure_channel": 2}
+"""frequenz-client-base's channel constructors, with the index of `options`."""
+
+
+@contextlib.contextmanager
+def _extra_channel_options(options: Sequence[tuple[str, int]]) -> Iterator[None]:
+    # frequenz-client-base builds its channel with options of its own and does not
+    # take more; wrap its channel constructors for the (synchronous) connect call.
+    names = {name for name, _ in options}
+    originals: dict[str, Any] = {}
+
+    def wrap(original: Any, index: int) -> Any:
+        def constructor(*args: Any, **kwargs: Any) -> Any:
+            arguments = list(args)
+            given = arguments[index] if len(arguments) > index else None
+            merged = [o for o in (given or []) if o[0] not in names] + list(options)
+            if len(arguments) > index:
+                arguments[index] = merged
+            else:
+                kwargs["options"] = merged
+            return original(*arguments, **kwargs)
+
+        return constructor
+
+    for name, index in _CHANNEL_CONSTRUCTORS.items():
+        originals[name] = getattr(_base_channel, name)
+        setattr(_base_channel, name, wrap(originals[name], index))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(_base_channel, name, original)
+
+
+class TunedDispatchApiClient(DispatchApiClient):
+    """`DispatchApiClient` whose channel has `CHANNEL_OPTIONS`."""
+
+    def connect(
+        self,
+        server_url: str | None = None,
+        *,
+        auth_key: str | EllipsisType | None = ...,
+        sign_secret: str | EllipsisType | None = ...,
+    ) -> None:
+        """Connect to the server, with this library's channel options.
+
+        Args:
+            server_url: The URL of the server, None for the previous one.
+            auth_key: The API key; Ellipsis keeps the previous one.
+            sign_secret: The signing secret; Ellipsis keeps the previous one.
+        """
+        with _extra_channel_options(CHANNEL_OPTIONS):
+            super().connect(server_url, auth_key=auth_key, sign_secret=sign_secret)
 
 
 def _to_id(value: object, id_type: type[IdT], name: str) -> IdT:

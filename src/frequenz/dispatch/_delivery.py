@@ -9,7 +9,10 @@ running forever or never started, so every receiver this library hands out keeps
 all pending messages instead. Memory stays bounded by coalescing: a pending message
 that a newer one makes redundant (for the same key, as decided by `supersedes`) is
 replaced by the newer one, which moves to the end of the queue so that the order in
-which the latest messages arrive is kept.
+which the latest messages arrive is kept. A receiver may instead `merge` a new
+message with the pending one of its key into one message (or into none); the
+lifecycle receivers do (`merge_lifecycle`), so their memory is bounded by the
+number of dispatches, not of events.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import asyncio
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from frequenz.channels import Receiver, ReceiverStoppedError
 from typing_extensions import override
 
 MessageT = TypeVar("MessageT")
 KeyT = TypeVar("KeyT", bound=Hashable)
+
+KEEP_BOTH: Final = object()
+"""What a `merge` function returns when the two messages must both be delivered."""
 
 
 class UnboundedReceiver(Receiver[MessageT]):
@@ -40,6 +46,7 @@ class UnboundedReceiver(Receiver[MessageT]):
         name: str,
         coalesce_key: Callable[[MessageT], Hashable] | None = None,
         supersedes: Callable[[MessageT, MessageT], bool] | None = None,
+        merge: Callable[[MessageT, MessageT], Any] | None = None,
     ) -> None:
         """Initialize this receiver.
 
@@ -49,10 +56,15 @@ class UnboundedReceiver(Receiver[MessageT]):
                 the dispatch id). None disables coalescing.
             supersedes: Called as `supersedes(newer, pending)` for the last pending
                 message with the same key; True replaces the pending message.
+            merge: Called as `merge(newer, pending)` for the last pending message
+                with the same key (instead of `supersedes`): returns the one
+                message that replaces both (queued last), None to drop both, or
+                `KEEP_BOTH`.
         """
         self._name = name
         self._coalesce_key = coalesce_key
         self._supersedes = supersedes
+        self._merge_pending = merge
         self._pending: OrderedDict[int, MessageT] = OrderedDict()
         self._last_pending_by_key: dict[Hashable, int] = {}
         self._sequence = 0
@@ -80,7 +92,15 @@ class UnboundedReceiver(Receiver[MessageT]):
         if self._coalesce_key is not None:
             key = self._coalesce_key(message)
             previous = self._last_pending_by_key.get(key)
-            if previous is not None and (
+            if previous is not None and self._merge_pending is not None:
+                merged = self._merge_pending(message, self._pending[previous])
+                if merged is not KEEP_BOTH:
+                    del self._pending[previous]
+                    if merged is None:
+                        del self._last_pending_by_key[key]
+                        return
+                    message = merged
+            elif previous is not None and (
                 self._supersedes is None
                 or self._supersedes(message, self._pending[previous])
             ):

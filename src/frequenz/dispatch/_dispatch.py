@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
 
+from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
 
 from ._clock import wall_clock
@@ -20,8 +21,17 @@ from ._recurrence import Occurrences
 if TYPE_CHECKING:
     from ._deprecated import RunningState
 
+_NO_RUNS: Final = Occurrences(
+    datetime(2000, 1, 1, tzinfo=timezone.utc),
+    RecurrenceRule(
+        frequency=Frequency.YEARLY, interval=1, bymonths=[2], bymonthdays=[31]
+    ),
+)
+"""An empty set of runs (31 February), for a dispatch that cannot be read."""
 _BASE_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BaseDispatch))
 _ZERO: Final = timedelta(0)
+_TICK: Final = timedelta(microseconds=1)
+"""The resolution of datetimes: `t + _TICK` is the first instant after `t`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +209,10 @@ class Dispatch(BaseDispatch):
 
         Returns:
             The next window start or end strictly after `when`, or None if the
-                running state never changes again.
+                running state never changes again. A zero-duration run starts and
+                ends at the same instant, which is returned once.
         """
         if self.deleted or not self.active:
-            return None
-        if self.duration is not None and self.duration <= _ZERO:
-            # Empty windows never contain any instant: nothing ever starts.
             return None
         window = self.window_at(when)
         if window is not None and window.end is None:
@@ -216,21 +224,78 @@ class Dispatch(BaseDispatch):
             return window.end
         return next_start
 
+    def closed_windows(self, after: datetime, now: datetime) -> list[Window]:
+        """Return the windows that start at or after `after` and end by `now`.
+
+        For the library's internal use (the schedule calls it with `after` no more
+        than its on-time tolerance before `now`, which bounds the list: runs start
+        on whole seconds, so a one-second span holds at most two).
+
+        Args:
+            after: The earliest start (included).
+            now: The instant by which the windows have ended (included).
+
+        Returns:
+            The windows, in order.
+        """
+        duration = self.duration
+        if self.deleted or not self.active or duration is None:
+            return []
+        closed: list[Window] = []
+        for start in self._occurrences.iter_from(after):
+            if start > now or start + duration > now:
+                break
+            closed.append(Window(start, start + duration))
+        return closed
+
+    def closed_runs_between(
+        self, after: datetime, before: datetime, now: datetime
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """Count the runs that start in `(after, before)` and end by `now`.
+
+        For the library's internal use (the schedule counts missed runs with it).
+        The count does not iterate over the runs, so a long gap costs no more
+        than a short one.
+
+        Args:
+            after: Runs must start strictly after this.
+            before: Runs must start strictly before this.
+            now: Runs must have ended by this (included).
+
+        Returns:
+            The number of runs, the first one's start and the last one's start
+                (both None when there is none).
+        """
+        duration = self.duration
+        if self.deleted or not self.active or duration is None:
+            return 0, None, None
+        lower = after + _TICK
+        upper = min(before, now - duration + _TICK)
+        if upper <= lower:
+            return 0, None, None
+        occurrences = self._occurrences
+        first = occurrences.next_at_or_after(lower)
+        last = occurrences.latest_at_or_before(upper - _TICK)
+        if first is None or last is None or last < first:
+            return 0, None, None
+        return occurrences.count_between(first, last + _TICK), first, last
+
     @property
     def _occurrences(self) -> Occurrences:
         """The start times of this dispatch's runs.
 
         A dispatch without duration runs once, from `start_time` on, whatever its
-        recurrence rule says.
-
-        Raises:
-            ValueError: If the start time or the recurrence rule cannot be
-                interpreted; the message names the field.
+        recurrence rule says. One whose start time or rule cannot be interpreted
+        never runs, so that no property raises for it; `validate` reports why.
         """
         cached: Occurrences | None = self.__dict__.get("_occurrences_cache")
         if cached is None:
             rule = None if self.duration is None else self.recurrence
-            cached = Occurrences(self.start_time, rule)
+            try:
+                cached = Occurrences(self.start_time, rule)
+            except (ValueError, TypeError, OverflowError) as error:
+                object.__setattr__(self, "_occurrences_error", error)
+                cached = _NO_RUNS
             object.__setattr__(self, "_occurrences_cache", cached)
         return cached
 
@@ -238,18 +303,21 @@ class Dispatch(BaseDispatch):
         """Check that this dispatch can be scheduled.
 
         For the library's internal use (the schedule calls it); not part of the
-        documented API.
+        documented API. A rule that never produces a run is valid.
 
         Raises:
-            ValueError: If a field cannot be interpreted (naive datetime, impossible
-                or malformed recurrence rule, negative duration); the message names
+            ValueError: If a field cannot be interpreted (naive datetime,
+                malformed recurrence rule, negative duration); the message names
                 the dispatch and the field.
         """
-        try:
-            if self.duration is not None and self.duration < _ZERO:
-                raise ValueError(f"duration must not be negative, got {self.duration}")
-            _ = self._occurrences
-        except (ValueError, TypeError, OverflowError) as error:
+        if self.duration is not None and self.duration < _ZERO:
+            raise ValueError(
+                f"dispatch {int(self.id)}: duration must not be negative, "
+                f"got {self.duration}"
+            )
+        _ = self._occurrences
+        error = self.__dict__.get("_occurrences_error")
+        if error is not None:
             raise ValueError(f"dispatch {int(self.id)}: {error}") from error
 
     def running(self, type_: str) -> RunningState:

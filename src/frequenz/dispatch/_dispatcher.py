@@ -15,7 +15,6 @@ from typing import Any, Self
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
-from frequenz.client.dispatch import DispatchApiClient
 from frequenz.client.dispatch import DispatchApiClient as _ApiClientClass
 from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
@@ -23,6 +22,7 @@ from typing_extensions import override
 from ._actor_dispatcher import ActorDispatcher, ActorFactory
 from ._bg_service import DispatchScheduler
 from ._client import DispatchClient, to_microgrid_id
+from ._client import TunedDispatchApiClient as DispatchApiClient
 from ._clock import Clock, wall_clock
 from ._deprecation import warn_deprecated
 from ._event import DispatchEvent
@@ -237,7 +237,7 @@ class Dispatcher(BackgroundService):
         cache_file: str | os.PathLike[str] | None = None,
         require_service: bool = False,
         cache_max_age: timedelta | None = None,
-        client: DispatchApiClient | None = None,
+        client: _ApiClientClass | None = None,
     ) -> None:
         """Initialize the dispatcher.
 
@@ -675,7 +675,7 @@ def _build_client(
     sign_secret: str | None,
     call_timeout: timedelta,
     stream_timeout: timedelta,
-) -> DispatchApiClient:
+) -> _ApiClientClass:
     """Build the client from the `Dispatcher`'s connection settings."""
     if key is not None and auth_key is not None and key != auth_key:
         raise ValueError("key and auth_key are the same setting: pass only one")

@@ -5,15 +5,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Hashable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from frequenz.client.dispatch.types import DispatchId
 
 from ._delivery import UnboundedReceiver
 from ._dispatch import Dispatch
 from ._merge_strategies import MergeStrategy
+
+_logger = logging.getLogger(__name__)
 
 
 def _same_running_state(newer: Dispatch, pending: Dispatch) -> bool:
@@ -34,6 +37,13 @@ class MergeTracker:
     * when a running dispatch changes identity (for example its target changes
       under `MergeByTypeTarget`), it first leaves its old identity exactly as if it
       had stopped, so the old identity's actor is not orphaned.
+
+    The strategy is user code: when its `identity()` or `filter()` raises, the
+    error is logged once per dispatch (naming the strategy and the dispatch) and
+    only this receiver is affected. A dispatch whose start cannot be merged is not
+    started for this receiver (and leaves the identity it ran under, as if it had
+    stopped); a stop whose filter raises is delivered, since a stop must never be
+    lost, followed by the start of a dispatch of the identity that still runs.
     """
 
     def __init__(self, strategy: MergeStrategy) -> None:
@@ -46,6 +56,7 @@ class MergeTracker:
         self._running: dict[Hashable, dict[DispatchId, Dispatch]] = {}
         self._identity_of: dict[DispatchId, Hashable] = {}
         self._delivered: dict[Hashable, DispatchId] = {}
+        self._reported: set[DispatchId] = set()
 
     def process(self, message: Dispatch) -> Iterator[Dispatch]:
         """Turn a running-state event into the events the consumer should get.
@@ -61,20 +72,27 @@ class MergeTracker:
         if not message.started:
             if old_identity is not None:
                 yield from self._leave(old_identity, message)
-            elif self._strategy.filter(MappingProxyType({}), message):
+            elif self._filter(MappingProxyType({}), message) is not False:
+                # A stop whose filter raised goes through: never lose a stop.
                 yield message
             return
 
-        identity = self._strategy.identity(message)
+        identity = self._identity(message)
         if old_identity is not None and old_identity != identity:
             previous = self._running[old_identity][dispatch_id]
             yield from self._leave(old_identity, previous.with_running_state(None))
+        if identity is _FAILED:
+            return
         group = self._running.setdefault(identity, {})
         # Re-inserting keeps each group ordered by when its members last started.
         group.pop(dispatch_id, None)
         group[dispatch_id] = message
         self._identity_of[dispatch_id] = identity
-        if self._strategy.filter(_view(group), message):
+        passes = self._filter(_view(group), message)
+        if passes is None:
+            # Not merged, so not run here: it leaves the group it just joined.
+            yield from self._leave(identity, message.with_running_state(None))
+        elif passes:
             self._delivered[identity] = dispatch_id
             yield message
 
@@ -83,7 +101,17 @@ class MergeTracker:
         del group[stop.id]
         del self._identity_of[stop.id]
         delivered = self._delivered.get(identity)
-        if self._strategy.filter(_view(group), stop):
+        passes = self._filter(_view(group), stop)
+        if passes is None:
+            # Fail safe: the stop goes through, and whatever still runs under the
+            # identity is started again, so the consumer ends in the right state.
+            self._delivered.pop(identity, None)
+            yield stop
+            if group:
+                successor = next(reversed(group.values()))
+                self._delivered[identity] = successor.id
+                yield successor
+        elif passes:
             if delivered == stop.id or not group:
                 self._delivered.pop(identity, None)
             yield stop
@@ -93,6 +121,46 @@ class MergeTracker:
             yield successor
         if not group:
             del self._running[identity]
+
+    def _identity(self, dispatch: Dispatch) -> Hashable:
+        try:
+            return self._strategy.identity(dispatch)
+        except Exception:
+            self._report("identity", dispatch)
+            return _FAILED
+
+    def _filter(self, group: Mapping[Any, Dispatch], dispatch: Dispatch) -> bool | None:
+        # None when the strategy raised.
+        try:
+            return bool(self._strategy.filter(group, dispatch))
+        except Exception:
+            self._report("filter", dispatch)
+            return None
+
+    def _report(self, method: str, dispatch: Dispatch) -> None:
+        # Once per dispatch: a strategy that always fails must not flood the log.
+        if dispatch.id in self._reported:
+            _logger.debug(
+                "%s.%s() failed again for dispatch %s",
+                type(self._strategy).__name__,
+                method,
+                int(dispatch.id),
+            )
+            return
+        self._reported.add(dispatch.id)
+        _logger.exception(
+            "Merge strategy %s.%s() failed for dispatch %s (type %r); %s for this "
+            "receiver only (logged once per dispatch)",
+            type(self._strategy).__name__,
+            method,
+            int(dispatch.id),
+            dispatch.type,
+            "its stop is delivered" if not dispatch.started else "it is not run",
+        )
+
+
+_FAILED: Final = object()
+"""The identity of a dispatch whose strategy's `identity()` raised."""
 
 
 def _view(group: dict[DispatchId, Dispatch]) -> Mapping[int, Dispatch]:

@@ -10,6 +10,14 @@ finding what is due costs O(1). Replaced heap items are left in place and skippe
 when they surface (lazy deletion); when they outnumber the live ones the heap is
 rebuilt, which keeps memory bounded at an amortized O(1) per operation.
 
+Events describe the present: every change is evaluated at the instant the schedule
+is told about (`now`), not at the instant it was due. A window that closed before
+the schedule got to it is a *missed run* (counted and logged, never sent); one
+still open is started late with its true end. A window that closed less than
+`ON_TIME_TOLERANCE` after it started, when reached within that tolerance (a
+zero-duration switch, the timer's usual sub-millisecond lateness), is on time: its
+start and stop are both sent.
+
 Everything here is synchronous: the scheduler service calls it from one task at a
 time, so no state is ever seen half-updated.
 """
@@ -23,8 +31,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import Final, NamedTuple
 
 from frequenz.client.dispatch.types import DispatchId
 
@@ -33,11 +41,26 @@ from ._gc import gc_paused
 
 _logger = logging.getLogger(__name__)
 
+_TICK: Final = timedelta(microseconds=1)
+
 _MAX_TOMBSTONES = 100_000
 """How many deleted ids are remembered to reject late events for them."""
 
 _MIN_HEAP_REBUILD = 1024
 """Below this many stale heap items a rebuild is not worth it."""
+
+ON_TIME_TOLERANCE: Final = timedelta(seconds=1)
+"""How late a run may be reached and still count as on time.
+
+A run whose window has already closed when the schedule gets to it is sent (as a
+start immediately followed by a stop) if its start lies at most this far in the
+past, and counted as missed otherwise. It is far above the timer's normal
+lateness (under a millisecond) and a busy loop's hiccups (a garbage collection, a
+burst of thousands of events), and far below the shortest period of a rule (a
+minute), so a switch reached on time is never missed and a catch-up never replays
+more than the one run that was due just now. A wall clock stepped back by no more
+than this is treated as standing still rather than as a jump back.
+"""
 
 
 class Change(enum.Enum):
@@ -69,6 +92,32 @@ def _reconfigures(old: Dispatch, new: Dispatch) -> bool:
     )
 
 
+class _MissedRuns:
+    """The log message of one catch-up: a line per dispatch, built when logged."""
+
+    __slots__ = ("_missed", "_now")
+
+    def __init__(
+        self, now: datetime, missed: list[tuple[int, str, int, datetime, datetime]]
+    ) -> None:
+        self._now = now
+        self._missed = missed
+
+    def __str__(self) -> str:
+        total = sum(count for _, _, count, _, _ in self._missed)
+        lines = [
+            f"Missed {total} run(s) of {len(self._missed)} dispatch(es): they ended "
+            f"before the process got to them at {self._now.isoformat()} (it was "
+            "suspended or blocked, or the wall clock jumped)"
+        ]
+        lines.extend(
+            f"  dispatch {dispatch_id} (type {dispatch_type!r}): {count} run(s) "
+            f"missed, from {first.isoformat()} to {last.isoformat()}"
+            for dispatch_id, dispatch_type, count, first, last in self._missed
+        )
+        return "\n".join(lines)
+
+
 class _HeapItem(NamedTuple):
     """One scheduled instant; items compare field by field, in this order."""
 
@@ -90,25 +139,45 @@ class _Entry:
     due: datetime | None = None
     token: int = 0
     """Identifies the entry's live heap item; older items are stale."""
+    seen: datetime | None = None
+    """The instant the entry was last evaluated at: runs up to it are handled."""
+    fired: datetime | None = None
+    """The start of the last closed run sent as a start and a stop (a switch)."""
+    suspended: bool = False
+    """Whether a newer version could not be read: it is stopped until one can."""
 
 
 class Schedule:
     """The running state of every dispatch of a microgrid, and when it changes."""
 
-    def __init__(self, emit: Callable[[Dispatch], None]) -> None:
+    def __init__(
+        self,
+        emit: Callable[[Dispatch], None],
+        on_missed: Callable[[str, int], None] | None = None,
+    ) -> None:
         """Initialize an empty schedule.
 
         Args:
             emit: Called with every running-state event, in order. The dispatch it
                 gets has its running state fixed as of the event.
+            on_missed: Called with a dispatch type and a count whenever runs of
+                a dispatch of that type are missed (the status counts them).
         """
         self._emit = emit
+        self._on_missed = on_missed
         self._entries: dict[DispatchId, _Entry] = {}
         self._heap: list[_HeapItem] = []
         self._stale_items = 0
         self._tokens = itertools.count(1)
-        self._tombstones: OrderedDict[DispatchId, None] = OrderedDict()
-        self._running: dict[str, dict[DispatchId, Dispatch]] = {}
+        # Deleted ids with the `create_time` of the dispatch that had them.
+        self._tombstones: OrderedDict[DispatchId, datetime] = OrderedDict()
+        # The entries running now, per type, in the order they started. Entries
+        # rather than the start events sent: a copy of every running dispatch
+        # would be held for as long as it runs; the event is rebuilt on demand.
+        self._running: dict[str, dict[DispatchId, _Entry]] = {}
+        self._now: datetime | None = None
+        self._missed: dict[str, int] = {}
+        self._catch_up: list[tuple[int, str, int, datetime, datetime]] = []
 
     def __len__(self) -> int:
         """Return the number of dispatches held."""
@@ -144,10 +213,13 @@ class Schedule:
             Each running dispatch's last start event, in the order they started.
         """
         if dispatch_type is not None:
-            yield from list(self._running.get(dispatch_type, {}).values())
-            return
-        for running in list(self._running.values()):
-            yield from list(running.values())
+            entries = list(self._running.get(dispatch_type, {}).values())
+        else:
+            entries = [
+                e for running in self._running.values() for e in running.values()
+            ]
+        for entry in entries:
+            yield entry.dispatch.with_running_state(entry.window)
 
     def next_due(self) -> datetime | None:
         """Return when the next running state may change.
@@ -158,6 +230,20 @@ class Schedule:
         self._drop_stale_top()
         return self._heap[0].due if self._heap else None
 
+    def missed_runs_by_type(self) -> dict[str, int]:
+        """Return how many runs were missed so far, per dispatch type.
+
+        A run is missed when its window closed before the schedule got to it (the
+        process was suspended, the event loop blocked, the wall clock jumped
+        forward): it was never sent. Each catch-up also logs one warning per
+        dispatch with the count and the span.
+
+        Returns:
+            A new dict from dispatch type to the number of missed runs (types
+                without any are absent).
+        """
+        return dict(self._missed)
+
     def forget_deletions(self) -> None:
         """Forget which ids were deleted.
 
@@ -166,43 +252,58 @@ class Schedule:
         """
         self._tombstones.clear()
 
-    def upsert(self, dispatch: Dispatch, now: datetime) -> Change:
+    def upsert(
+        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+    ) -> Change:
         """Add a dispatch, or replace the version held.
 
         Sends the running-state events the change calls for: a start when it runs
         now and did not, a stop when it ran and does not, and a start with the new
         version when it runs and a field a consumer acts on changed.
 
+        A dispatch is identified by its id and `create_time` (see the module
+        docstring of `_bg_service`): the caller replaces a held dispatch of
+        another identity (`remove` then `upsert`) before calling this.
+
         Args:
             dispatch: The new version.
             now: The current time; everything due up to it must have been advanced.
+            authoritative: The version comes from a full list, which is the
+                truth: it replaces the held one whatever its `update_time`, and
+                a deletion remembered for the id does not reject it. A stream
+                event (False) older than the state held is rejected.
 
         Returns:
             What the change did.
         """
-        if dispatch.id in self._tombstones:
-            # Ids are never reused: any version of a deleted dispatch that still
-            # arrives (queued before a re-sync's list, or late) is stale.
-            return Change.STALE
+        deleted_created = self._tombstones.get(dispatch.id)
+        if deleted_created is not None:
+            if not authoritative and dispatch.create_time <= deleted_created:
+                # A version of the deleted dispatch itself that still arrives
+                # (queued before a re-sync's list, or late) is stale; a later
+                # `create_time` means the id was reused (the service lost its data).
+                return Change.STALE
+            del self._tombstones[dispatch.id]
+        now = self._observe(now)
         entry = self._entries.get(dispatch.id)
         if entry is not None:
-            if dispatch.update_time < entry.dispatch.update_time:
+            if not authoritative and dispatch.update_time < entry.dispatch.update_time:
                 return Change.STALE
-            if dispatch == entry.dispatch:
+            if dispatch == entry.dispatch and not entry.suspended:
                 return Change.UNCHANGED
         try:
             dispatch.validate()
-            window = dispatch.window_at(now)
         except ValueError as error:
             _logger.error("Skipping a dispatch that cannot be scheduled: %s", error)
+            if entry is not None:
+                # Fail safe: never keep acting on a version the service replaced.
+                self._suspend(entry)
             return Change.INVALID
 
         if entry is None:
             entry = _Entry(dispatch)
             self._entries[dispatch.id] = entry
-            if window is not None:
-                self._send(entry, window)
-            self._reschedule(entry, now)
+            self._evaluate(entry, now, reconfigure=False, catching_up=False)
             return Change.CREATED
 
         old = entry.dispatch
@@ -210,12 +311,44 @@ class Schedule:
             # Consumers subscribe per type: the old type's must see it stop.
             self._send(entry, None)
         entry.dispatch = dispatch
-        if window != entry.window or (
-            window is not None and _reconfigures(old, dispatch)
-        ):
-            self._send(entry, window)
-        self._reschedule(entry, now)
+        entry.suspended = False
+        self._evaluate(
+            entry, now, reconfigure=_reconfigures(old, dispatch), catching_up=False
+        )
         return Change.UPDATED
+
+    def suspend(
+        self, dispatch_id: DispatchId, update_time: datetime | None = None
+    ) -> bool:
+        """Stop a dispatch whose newer version cannot be read, until one can.
+
+        Args:
+            dispatch_id: The id of the dispatch.
+            update_time: The unreadable version's update time, if that much could
+                be read; a version older than the one held is ignored.
+
+        Returns:
+            Whether a held dispatch was suspended (False if it is not held, was
+                already suspended, or the unreadable version is older).
+        """
+        entry = self._entries.get(dispatch_id)
+        if (
+            entry is None
+            or entry.suspended
+            or (update_time is not None and update_time < entry.dispatch.update_time)
+        ):
+            return False
+        self._suspend(entry)
+        return True
+
+    def _suspend(self, entry: _Entry) -> None:
+        entry.suspended = True
+        if entry.window is not None:
+            self._send(entry, None)
+        if entry.due is not None:
+            self._stale_items += 1
+            entry.due = None
+        entry.token = next(self._tokens)
 
     def remove(
         self, dispatch_id: DispatchId, deleted_version: Dispatch | None = None
@@ -245,7 +378,7 @@ class Schedule:
             self._send(entry, None)
         if entry.due is not None:
             self._stale_items += 1
-        self._tombstones[dispatch_id] = None
+        self._tombstones[dispatch_id] = version.create_time
         if len(self._tombstones) > _MAX_TOMBSTONES:
             self._tombstones.popitem(last=False)
         return deleted
@@ -253,34 +386,69 @@ class Schedule:
     def advance(self, now: datetime) -> None:
         """Send the running-state events of every change due up to `now`.
 
-        Each change is evaluated at the instant it was due, not at `now`, so a
-        late wake-up still reports every window that started and ended meanwhile,
-        in order. At one instant, starts are handled before stops, so that under
-        a merge strategy a dispatch taking over from another never makes the actor
-        stop and start again.
+        Each change is evaluated at `now`: the events describe the present. A
+        window that closed meanwhile is a missed run (counted, logged once per
+        dispatch with the count and the span, not sent) unless it started no
+        more than `ON_TIME_TOLERANCE` ago; a window still open is started late,
+        with its true end. Counting missed runs does not iterate over them, so
+        the cost per dispatch does not depend on how long the gap was. At one
+        instant, starts are handled before stops, so that under a merge strategy
+        a dispatch taking over from another never makes the actor stop and start
+        again.
+
+        A wall clock set back by more than `ON_TIME_TOLERANCE` re-evaluates every
+        dispatch at the new `now` (what runs then is started, what does not is
+        stopped, and runs ahead are sent again when their time comes).
 
         Args:
             now: The current time.
         """
+        now = self._observe(now)
         if not self._heap or self._heap[0].due > now:
             return
         with gc_paused():
             self._advance(now)
+        if self._catch_up:
+            # One record per catch-up, one line per dispatch in it: a week-long
+            # suspend with thousands of dispatches must not cost a log call each.
+            _logger.warning("%s", _MissedRuns(now, self._catch_up))
+            self._catch_up = []
+
+    def _observe(self, now: datetime) -> datetime:
+        # Returns the instant to evaluate at: `now`, unless the clock went back
+        # by a hair, which is treated as standing still.
+        last = self._now
+        if last is not None and now < last:
+            if last - now <= ON_TIME_TOLERANCE:
+                return last
+            self._now = now
+            with gc_paused():
+                self._rewind(now)
+            return now
+        self._now = now
+        return now
+
+    def _rewind(self, now: datetime) -> None:
+        for entry in list(self._entries.values()):
+            if entry.suspended:
+                continue
+            window = entry.dispatch.window_at(now)
+            if window != entry.window:
+                self._send(entry, window)
+            entry.seen = now
+            self._reschedule(entry, now)
 
     def _advance(self, now: datetime) -> None:
         heap = self._heap
         while heap and heap[0].due <= now:
-            due, _, token, dispatch_id = heapq.heappop(heap)
+            _, _, token, dispatch_id = heapq.heappop(heap)
             entry = self._entries.get(dispatch_id)
             if entry is None or entry.token != token:
                 self._stale_items -= 1
                 continue
             entry.due = None
             try:
-                window = entry.dispatch.window_at(due)
-                if window != entry.window:
-                    self._send(entry, window)
-                self._reschedule(entry, due)
+                self._evaluate(entry, now, reconfigure=False, catching_up=True)
             except Exception:
                 # One dispatch the recurrence engine chokes on must not stop the
                 # schedule for every other one.
@@ -289,6 +457,46 @@ class Schedule:
                 )
                 self._entries.pop(dispatch_id, None)
 
+    def _evaluate(
+        self, entry: _Entry, now: datetime, *, reconfigure: bool, catching_up: bool
+    ) -> None:
+        # Brings one entry to `now`: on-time runs that already closed are sent as
+        # a start and a stop, older closed ones are missed (only when catching up:
+        # a new version's past is not something the library failed to do), and
+        # the window open now is started, or the one that was open is stopped.
+        dispatch = entry.dispatch
+        after = now - ON_TIME_TOLERANCE
+        if catching_up and entry.seen is not None:
+            self._count_missed(entry, after, now)
+            if entry.seen >= after:
+                after = entry.seen + _TICK
+        if entry.fired is not None and entry.fired >= after:
+            after = entry.fired + _TICK
+        for closed in dispatch.closed_windows(after, now):
+            self._send(entry, closed)
+            self._send(entry, None)
+            entry.fired = closed.start
+        window = dispatch.window_at(now)
+        if window is not None:
+            if window != entry.window or reconfigure:
+                self._send(entry, window)
+        elif entry.window is not None:
+            self._send(entry, None)
+        entry.seen = now
+        self._reschedule(entry, now)
+
+    def _count_missed(self, entry: _Entry, before: datetime, now: datetime) -> None:
+        assert entry.seen is not None
+        dispatch = entry.dispatch
+        count, first, last = dispatch.closed_runs_between(entry.seen, before, now)
+        if not count:
+            return
+        self._missed[dispatch.type] = self._missed.get(dispatch.type, 0) + count
+        if self._on_missed is not None:
+            self._on_missed(dispatch.type, count)
+        assert first is not None and last is not None
+        self._catch_up.append((int(dispatch.id), dispatch.type, count, first, last))
+
     def _send(self, entry: _Entry, window: Window | None) -> None:
         dispatch = entry.dispatch
         message = dispatch.with_running_state(window)
@@ -296,7 +504,7 @@ class Schedule:
         running = self._running.setdefault(dispatch.type, {})
         running.pop(dispatch.id, None)
         if window is not None:
-            running[dispatch.id] = message
+            running[dispatch.id] = entry
         elif not running:
             del self._running[dispatch.type]
         self._emit(message)

@@ -475,7 +475,7 @@ def _describe(error: BaseException | str) -> str:
         try:
             name = getattr(code(), "name", code())
             return f"{name}: {details()}"
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             pass
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -11,6 +11,22 @@ new full list. Subscribing before listing means nothing created in between is
 missed; events older than the listed state are rejected downstream by
 `update_time`.
 
+Message size: list pages start at `LIST_PAGE_SIZE` and halve on
+`RESOURCE_EXHAUSTED` (a page over the channel's receive limit), growing back
+after pages that fit. A single dispatch that cannot be received even alone
+ends the list there: what was listed is reconciled, everything held beyond it
+is kept (`complete=False`), and it is logged. A page token carries its page
+size (the API's `page_size`/`page_token` are a oneof), so shrinking lists again
+from the start; the next sync starts from twice the size that worked. A
+too-large stream message ends the stream like any error: a new cycle re-lists.
+
+Reconnects: after a connection failure the sync waits until the client's gRPC
+channel reports READY (the channel reconnects with its own jittered back-off,
+tuned by `_client.CHANNEL_OPTIONS`), so the re-sync starts as soon as the
+service accepts connections again. Errors on a READY channel (the service
+answers but fails) wait a full-jitter exponential back-off. The log names the
+attempt, cause and next try for the first attempts, then one summary a minute.
+
 This talks to the client's gRPC stub rather than its `list()`/`stream()` helpers:
 `stream()` hides reconnects (so a re-sync cannot be triggered), drops messages
 when its buffer of 50 fills, and gives up when the server closes the stream
@@ -22,10 +38,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Sequence, Set
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import grpc
@@ -40,6 +58,7 @@ from frequenz.api.dispatch.v1.dispatch_pb2 import (
     StreamMicrogridDispatchesRequest,
     StreamMicrogridDispatchesResponse,
 )
+from frequenz.client.base.conversion import to_datetime
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.common.streaming import Event
 from frequenz.client.dispatch.types import DispatchId
@@ -57,7 +76,10 @@ class SyncTarget(Protocol):
     """What the sync feeds: the scheduler's state."""
 
     def reconcile(
-        self, dispatches: Sequence[Dispatch], unreadable: Set[DispatchId]
+        self,
+        dispatches: Sequence[Dispatch],
+        unreadable: Set[DispatchId],
+        complete: bool = True,
     ) -> None:
         """Make the held state equal to a full list from the service.
 
@@ -65,6 +87,8 @@ class SyncTarget(Protocol):
             dispatches: Every dispatch of the microgrid that could be read.
             unreadable: Ids of listed dispatches that could not be read: they
                 exist, so a version held of them must be kept, not deleted.
+            complete: False when the list stopped early (a dispatch too large
+                to receive): held dispatches not listed are kept, not deleted.
         """
 
     def apply(self, event: Event, dispatch: Dispatch) -> None:
@@ -75,10 +99,21 @@ class SyncTarget(Protocol):
             dispatch: The dispatch it happened to.
         """
 
+    def apply_unreadable(
+        self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
+    ) -> None:
+        """Apply a stream event whose dispatch cannot be read.
+
+        Args:
+            event: What happened.
+            dispatch_id: The dispatch's id (always readable).
+            update_time: The unreadable version's update time, if readable.
+        """
+
 
 @dataclass(frozen=True, kw_only=True)
 class Backoff:
-    """Delays between connection attempts: exponential, capped."""
+    """Delays between attempts: exponential, capped, with full jitter."""
 
     initial: timedelta = timedelta(seconds=0.5)
     """The delay after the first failure, and after a clean stream close."""
@@ -86,17 +121,38 @@ class Backoff:
     maximum: timedelta = timedelta(seconds=30)
     """The longest delay."""
 
-    def delay(self, failures: int) -> float:
-        """Return the delay in seconds after a number of consecutive failures.
+    jitter: bool = True
+    """Full jitter (uniform between 0 and the limit); False waits the limit,
+    for tests that check exact delays."""
+
+    def limit(self, failures: int) -> float:
+        """Return the longest delay in seconds after consecutive failures.
 
         Args:
             failures: Consecutive failed attempts (0 after a clean close).
 
         Returns:
-            The delay in seconds.
+            The exponential, capped limit in seconds.
         """
         factor = float(2 ** min(max(failures - 1, 0), 16))
         return min(self.initial.total_seconds() * factor, self.maximum.total_seconds())
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        """Return a delay in seconds after consecutive failures, fully jittered.
+
+        Full jitter (uniform between 0 and the limit) keeps a fleet of clients
+        that lost the same service from retrying in lock-step.
+
+        Args:
+            failures: Consecutive failed attempts (0 after a clean close).
+            rng: The random source; the module's by default.
+
+        Returns:
+            The delay in seconds.
+        """
+        if not self.jitter:
+            return self.limit(failures)
+        return (rng or _random).uniform(0.0, self.limit(failures))
 
 
 def convert(pb_dispatch: PBDispatch) -> Dispatch | None:
@@ -120,8 +176,89 @@ def convert(pb_dispatch: PBDispatch) -> Dispatch | None:
         return None
 
 
+_random = random.Random()
+
 DEFAULT_BACKOFF = Backoff()
-"""Retry after 0.5 s, doubling up to 30 s."""
+"""Retry within 0.5 s, the limit doubling up to 30 s (full jitter)."""
+
+SUMMARY_INTERVAL = 60.0
+"""Once an outage has lasted this long, failures are logged once per interval."""
+
+_DETAILED_ATTEMPTS = 3
+"""Attempts of an outage logged one line each before the summaries start."""
+
+
+class _OutageLog:
+    """Logs an outage: its first attempts in detail, then a summary a minute."""
+
+    def __init__(self, describe_target: str) -> None:
+        self._target = describe_target
+        self._since: float | None = None
+        self._last_line = 0.0
+        self._unlogged = 0
+        self._attempts = 0
+
+    def failed(self, synced_before: bool, cause: str, next_try: str) -> None:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+            self._attempts = 0
+        self._attempts += 1
+        if self._attempts > _DETAILED_ATTEMPTS and now - self._last_line < (
+            SUMMARY_INTERVAL
+        ):
+            self._unlogged += 1
+            return
+        self._last_line = now
+        level = logging.WARNING if synced_before else logging.ERROR
+        if self._attempts <= _DETAILED_ATTEMPTS:
+            _logger.log(
+                level,
+                "Cannot sync dispatches from %s (attempt %d): %s; next try %s",
+                self._target,
+                self._attempts,
+                cause,
+                next_try,
+            )
+        else:
+            _logger.log(
+                level,
+                "Still cannot sync dispatches from %s after %.0f s: %d attempts"
+                " (%d since the last report), last cause %s; next try %s",
+                self._target,
+                now - self._since,
+                self._attempts,
+                self._unlogged + 1,
+                cause,
+                next_try,
+            )
+        self._unlogged = 0
+
+    def waiting(self, state: str) -> None:
+        now = time.monotonic()
+        if self._since is None or now - self._last_line < SUMMARY_INTERVAL:
+            return
+        self._last_line = now
+        _logger.warning(
+            "Still waiting for %s after %.0f s (%d attempts): the channel is %s;"
+            " the sync resumes as soon as it connects",
+            self._target,
+            now - self._since,
+            self._attempts,
+            state,
+        )
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            _logger.info(
+                "Dispatches re-synced from %s after %.1f s and %d failed attempts",
+                self._target,
+                time.monotonic() - self._since,
+                self._attempts,
+            )
+        self._since = None
+        self._attempts = 0
+        self._unlogged = 0
 
 
 class DispatchSync:
@@ -157,49 +294,65 @@ class DispatchSync:
         self._client = client
         self._target = target
         self._backoff = backoff
+        self._page_size = self.LIST_PAGE_SIZE
         self._synced_once = False
+        self._log = _OutageLog(
+            f"microgrid {int(microgrid_id)} at"
+            f" {getattr(client, 'server_url', 'the Dispatch API')}"
+        )
         self.resyncs = 0
         """How many full lists were reconciled (the first included)."""
 
     async def run(self) -> None:
         """Sync forever: connect, list, follow the stream, reconnect on any end."""
         failures = 0
+        log = self._log
         while True:
             resyncs_before = self.resyncs
+            error: BaseException | None = None
             try:
                 await self._connection_cycle()
-                failures = 0
                 _logger.info("Dispatch stream closed by the server; reconnecting")
                 self._status.on_disconnected(None)  # status
-            except (grpc.RpcError, OSError, ConnectionError) as error:
+            except (grpc.RpcError, OSError, ConnectionError) as raised:
+                error = raised
                 self._status.on_disconnected(error)  # status
+            if self.resyncs != resyncs_before:
                 # A cycle that synced counts as a fresh start: the back-off grows
                 # only over attempts that never got through.
-                failures = 1 if self.resyncs != resyncs_before else failures + 1
-                self._report(error, failures)
-            await asyncio.sleep(self._backoff.delay(failures))
+                failures = 0
+            if error is None:
+                await asyncio.sleep(self._backoff.delay(0))
+                continue
+            failures += 1
+            channel = _channel_of(self._client)
+            if channel is not None and _is_connectivity(error, channel):
+                log.failed(
+                    self._synced_once,
+                    _describe(error),
+                    "as soon as the channel connects (gRPC retries within ~1 s)",
+                )
+                await self._wait_ready(channel, log)
+                continue
+            delay = self._backoff.delay(failures)
+            log.failed(self._synced_once, _describe(error), f"in {delay:.1f} s")
+            await asyncio.sleep(delay)
 
-    def _report(self, error: BaseException, failures: int) -> None:
-        delay = self._backoff.delay(failures)
-        url = self._client.server_url
-        details = _describe(error)
-        if not self._synced_once:
-            _logger.error(
-                "Cannot sync dispatches of microgrid %s from %s (attempt %d): %s;"
-                " retrying in %.1f s",
-                int(self._microgrid_id),
-                url,
-                failures,
-                details,
-                delay,
-            )
-        else:
-            _logger.warning(
-                "Dispatch stream from %s lost: %s; re-syncing in %.1f s",
-                url,
-                details,
-                delay,
-            )
+    async def _wait_ready(self, channel: Any, log: _OutageLog) -> None:
+        ready = grpc.ChannelConnectivity.READY
+        while True:
+            state = channel.get_state(try_to_connect=True)
+            if state == ready:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SUMMARY_INTERVAL):
+                    await channel.wait_for_state_change(state)
+                    continue
+            log.waiting(state.name)
+
+    def _on_synced(self) -> None:
+        self._synced_once = True
+        self.resyncs += 1
 
     async def _connection_cycle(self) -> None:
         stub = self._client.stub
@@ -217,11 +370,12 @@ class DispatchSync:
         try:
             await self._wait_until_subscribed(call, reader)
             listing = self._status.on_listing()  # status
+            dispatches, unreadable, complete = await self._list_all()
             with gc_paused():
-                self._target.reconcile(*await self._list_all())
+                self._target.reconcile(dispatches, unreadable, complete)
             self._status.on_full_sync(listing)  # status
-            self._synced_once = True
-            self.resyncs += 1
+            self._on_synced()
+            self._log.recovered()
             while True:
                 while queue:
                     self._apply(queue.popleft())
@@ -255,17 +409,49 @@ class DispatchSync:
         if reader.done():
             reader.result()
 
-    async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId]]:
+    async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId], bool]:
         stub = self._client.stub
         timeout = _seconds(self._client.call_timeout)
-        request = ListMicrogridDispatchesRequest(
-            microgrid_id=int(self._microgrid_id),
-            pagination_params=PaginationParams(page_size=self.LIST_PAGE_SIZE),
-        )
         dispatches: list[Dispatch] = []
         unreadable: set[DispatchId] = set()
+        size = self._page_size
+        token = ""
         while True:
-            response = await stub.ListMicrogridDispatches(request, timeout=timeout)
+            # `page_size` and `page_token` are a oneof: a token carries the page
+            # size it was made with, so a smaller page means listing again.
+            params = (
+                PaginationParams(page_token=token)
+                if token
+                else PaginationParams(page_size=size)
+            )
+            request = ListMicrogridDispatchesRequest(
+                microgrid_id=int(self._microgrid_id), pagination_params=params
+            )
+            try:
+                response = await stub.ListMicrogridDispatches(request, timeout=timeout)
+            except grpc.RpcError as error:
+                if _code(error) != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                if size > 1:
+                    size = max(1, size // 2)
+                    dispatches, unreadable, token = [], set(), ""
+                    _logger.info(
+                        "List page too large (%s); asking for %d",
+                        _describe(error),
+                        size,
+                    )
+                    continue
+                after = int(dispatches[-1].id) if dispatches else None
+                _logger.error(
+                    "A dispatch of microgrid %s cannot be received (%s): it is the"
+                    " one listed after dispatch %s; skipping it and the rest of the"
+                    " list (their held versions are kept)",
+                    int(self._microgrid_id),
+                    _describe(error),
+                    after,
+                )
+                self._page_size = self.LIST_PAGE_SIZE
+                return dispatches, unreadable, False
             for pb_dispatch in response.dispatches:
                 if (dispatch := convert(pb_dispatch)) is not None:
                     dispatches.append(dispatch)
@@ -273,8 +459,10 @@ class DispatchSync:
                     unreadable.add(DispatchId(pb_dispatch.metadata.dispatch_id))
             token = response.pagination_info.next_page_token
             if not token:
-                return dispatches, unreadable
-            request.pagination_params.CopyFrom(PaginationParams(page_token=token))
+                # Grow back for the next sync, so one large page long ago does
+                # not keep every later sync slow.
+                self._page_size = min(self.LIST_PAGE_SIZE, size * 2)
+                return dispatches, unreadable, True
 
     def _apply(self, response: StreamMicrogridDispatchesResponse) -> None:
         try:
@@ -288,6 +476,12 @@ class DispatchSync:
             return
         dispatch = convert(response.dispatch)
         if dispatch is None:
+            # A delete acts on the id, and a running dispatch whose new version
+            # cannot be read is stopped: never act on a replaced version.
+            metadata = response.dispatch.metadata
+            self._target.apply_unreadable(
+                event, DispatchId(metadata.dispatch_id), _update_time(metadata)
+            )
             return
         self._target.apply(event, dispatch)
 
@@ -305,6 +499,40 @@ async def _read_stream(
             arrived.set()
     finally:
         arrived.set()
+
+
+def _update_time(metadata: Any) -> datetime | None:
+    try:
+        return to_datetime(metadata.update_time) if metadata.update_time else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _code(error: BaseException) -> grpc.StatusCode | None:
+    code = getattr(error, "code", None)
+    if callable(code):
+        value = code()
+        if isinstance(value, grpc.StatusCode):
+            return value
+    return None
+
+
+def _channel_of(client: Any) -> Any:
+    """The client's gRPC aio channel, None for a client without one (a fake)."""
+    try:
+        channel = getattr(client, "channel", None)
+    except Exception:
+        return None
+    if channel is None or not callable(getattr(channel, "get_state", None)):
+        return None
+    return channel
+
+
+def _is_connectivity(error: BaseException, channel: Any) -> bool:
+    """Whether the error means the channel has no connection to the service."""
+    if _code(error) != grpc.StatusCode.UNAVAILABLE:
+        return False
+    return bool(channel.get_state() != grpc.ChannelConnectivity.READY)
 
 
 def _seconds(value: timedelta | None) -> float | None:

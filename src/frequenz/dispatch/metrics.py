@@ -165,12 +165,12 @@ def _recorder_of(dispatcher: object) -> StatusRecorder:
     from ._dispatcher import Dispatcher
 
     if isinstance(dispatcher, Dispatcher):
-        dispatcher = dispatcher._bg_service  # pylint: disable=protected-access
+        dispatcher = dispatcher._bg_service
     if not isinstance(dispatcher, DispatchScheduler):
         raise TypeError(
             f"dispatcher must be a Dispatcher or DispatchScheduler, got {dispatcher!r}"
         )
-    return dispatcher._status  # pylint: disable=protected-access
+    return dispatcher._status
 
 
 def _discard(observers: list[Any], observer: object) -> None:
@@ -231,7 +231,7 @@ class _RegistryMetrics(Collector):
         label = str(registration.microgrid_id)
         for metric in (self.lateness, self.sync_duration):
             # Label values live in the metric; drop this microgrid's children.
-            for labels in list(metric._metrics):  # pylint: disable=protected-access
+            for labels in list(metric._metrics):
                 if labels[0] == label:
                     metric.remove(*labels)
 
@@ -256,7 +256,7 @@ class _RegistryMetrics(Collector):
             for name, text, extra in _COUNTERS
         }
         for registration in registrations:
-            status = registration._recorder.latest  # pylint: disable=protected-access
+            status = registration._recorder.latest
             mid = str(status.microgrid_id)
             gauges["connected"].add_metric([mid], float(status.connected))
             gauges["ready"].add_metric([mid], float(status.ready))

@@ -103,7 +103,7 @@ def make_client(args: argparse.Namespace, key: str) -> DispatchApiClient:
             auth_key=key,
             call_timeout=timedelta(seconds=args.timeout),
         )
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
         raise CommandError(f"invalid --url {args.url!r}: {error}") from error
 
 

@@ -10,7 +10,7 @@ of cycles and skipping the rest by division, never by walking every run.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from datetime import date
 
 from ._calendar import DAY, MAX_DAY, NEVER, candidates, is_leap, month_first, month_len
@@ -55,6 +55,42 @@ def nth_occurrence(grid: Grid, n: int) -> int:
     _, found = _walk(grid, first_day, limit, rest)
     assert found is not None, "a cycle repeats the same occurrences"
     return found + cycles * grid.cycle_days * DAY
+
+
+def count_from_to(grid: Grid, first: int, last: int) -> int:
+    """Count the occurrences from one occurrence to another, both included.
+
+    The pattern repeats every `grid.cycle_days` days from any day, so whole
+    cycles are counted by division: at most two cycles are ever walked.
+
+    Args:
+        grid: The rule.
+        first: An occurrence (instant in whole seconds).
+        last: A later occurrence, or `first`.
+
+    Returns:
+        The number of occurrences in `[first, last]`.
+    """
+    first_day, last_day = first // DAY, last // DAY
+    span = last_day + 1 - first_day
+    cycles, rest = divmod(span, grid.cycle_days)
+    total = 0
+    if cycles:
+        per_cycle, _ = _walk(grid, first_day, first_day + grid.cycle_days, _ALL)
+        total = cycles * per_cycle
+    day = first_day + cycles * grid.cycle_days
+    total += _walk(grid, day, day + rest, _ALL)[0]
+    # The walk counted whole days: drop the runs before `first` on its day and
+    # after `last` on its day.
+    offset = grid.times.second
+    total -= bisect_left(grid.times.on(first_day), first % DAY - offset)
+    times_last = grid.times.on(last_day)
+    total -= len(times_last) - bisect_right(times_last, last % DAY - offset)
+    return total
+
+
+_ALL = 1 << 62
+"""A `wanted` index no walk reaches: count everything."""
 
 
 def _walk(grid: Grid, day: int, limit: int, wanted: int) -> tuple[int, int | None]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 
 from ._calendar import DAY, MAX_DAY, WEEKDAY
-from ._counting import nth_occurrence
+from ._counting import count_from_to, nth_occurrence
 from ._grid import Grid
 
 _UTC = timezone.utc
@@ -54,7 +54,8 @@ class Occurrences:
         Raises:
             TypeError: If `start_time` is not a datetime.
             ValueError: If `start_time` or `until` is naive, or the rule has a field
-                the scheduler cannot interpret, or can never produce an occurrence.
+                the scheduler cannot interpret. A rule that can never produce an
+                occurrence (31 February) is valid: it is empty (`is_empty`).
         """
         if not isinstance(start_time, datetime):
             raise TypeError(f"start_time must be a datetime, got {start_time!r}")
@@ -80,11 +81,11 @@ class Occurrences:
             stop = min(first_day + self._grid.cycle_days, MAX_DAY)
             first = self._grid.first_at_or_after(self._start, stop)
             if first is None:
-                raise ValueError(
-                    "recurrence never produces an occurrence: its frequency, "
-                    "interval and by-fields (byminutes, byhours, byweekdays, "
-                    "bymonthdays, bymonths) exclude each other"
-                )
+                # Its frequency, interval and by-fields exclude each other: a
+                # valid rule that never runs. An end before the start says so.
+                self._first = self._start
+                self._end = self._start - 1
+                return
             self._first = first
             self._count = count
         else:
@@ -92,6 +93,41 @@ class Occurrences:
             self._first = self._start
             if count is not None:
                 self._end = min(self._end, self._start + (count - 1) * self._step)
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the rule never produces an occurrence.
+
+        True for rules whose by-fields exclude each other (31 February) and for
+        those whose `until` lies before their first run.
+        """
+        return self._single is None and self._next(self._start) is None
+
+    def count_between(self, start: datetime, end: datetime) -> int:
+        """Count the occurrences in `[start, end)` without iterating over them.
+
+        Fixed-period rules divide; calendar rules count whole cycles of their
+        pattern by division and walk at most one cycle, memoised per year and
+        month, so the cost does not grow with the span beyond that.
+
+        Args:
+            start: The first instant counted (timezone-aware).
+            end: The first instant not counted (timezone-aware).
+
+        Returns:
+            The number of occurrences.
+        """
+        if self._single is not None:
+            return int(_aware(start) <= self._single < _aware(end))
+        first = self._next(_ceil_seconds(start))
+        if first is None:
+            return 0
+        last = self._prev(_ceil_seconds(end) - 1)
+        if last is None or last < first:
+            return 0
+        if self._grid is None:
+            return (last - first) // self._step + 1
+        return count_from_to(self._grid, first, last)
 
     def latest_at_or_before(self, t: datetime) -> datetime | None:
         """Return the last occurrence that starts at or before a time.
