@@ -447,9 +447,9 @@ def _record(scheduler: DispatchScheduler, calls: list[Call]) -> None:
         calls.append(("advance", now, None))
         advance(now)
 
-    def upserting(dispatch: Dispatch, now: datetime) -> Any:
+    def upserting(dispatch: Dispatch, now: datetime, **options: Any) -> Any:
         calls.append(("upsert", dispatch, now))
-        return upsert(dispatch, now)
+        return upsert(dispatch, now, **options)
 
     def removing(dispatch_id: DispatchId, version: Dispatch | None = None) -> Any:
         calls.append(("remove", dispatch_id, None))
