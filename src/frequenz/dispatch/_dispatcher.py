@@ -638,9 +638,10 @@ class Dispatcher(BackgroundService):
 
     @property
     def running_status_change(self) -> Any:
-        """Deprecated: a source of running-state events of every type.
+        """A source of running-state events of every type.
 
-        Use `new_running_state_event_receiver(type)` instead.
+        Deprecated:
+            Use `new_running_state_event_receiver(type)` instead.
         """
         warn_deprecated(
             "Dispatcher.running_status_change",
@@ -652,9 +653,10 @@ class Dispatcher(BackgroundService):
 
     @property
     def lifecycle_events(self) -> Any:
-        """Deprecated: a source of lifecycle events of every type.
+        """A source of lifecycle events of every type.
 
-        Use `new_lifecycle_events_receiver(type)` instead.
+        Deprecated:
+            Use `new_lifecycle_events_receiver(type)` instead.
         """
         warn_deprecated(
             "Dispatcher.lifecycle_events",
