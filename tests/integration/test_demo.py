@@ -46,13 +46,13 @@ def _index(entries: list[tuple[str, str]], kind: str, pattern: str) -> int:
 
 async def test_demo_plays_its_timeline() -> None:
     began = time.monotonic()
-    process = await _start("--duration", "15", "--speed", "3")
+    process = await _start("--duration", "22", "--speed", "3")
     async with asyncio.timeout(60):
         stdout, stderr = await process.communicate()
     elapsed = time.monotonic() - began
     output = stdout.decode()
     assert process.returncode == 0, (output, stderr.decode())
-    assert 15 <= elapsed < 45, elapsed
+    assert 22 <= elapsed < 52, elapsed
 
     lines = output.splitlines()
     entries = _entries(lines)
@@ -60,10 +60,17 @@ async def test_demo_plays_its_timeline() -> None:
     # Not a terminal: nothing but plain timestamped lines, then the summary.
     assert entries and all(LINE.match(line) for line in lines[: len(entries)])
     assert summary[0].startswith("==== summary after ")
-    assert "created=5 updated=1 deleted=1" in summary[1]
+    # The first part's 5 dispatches and charge-C; the outage's update; no
+    # Created twice although a second Dispatcher started from the cache.
+    assert "created=6 updated=2 deleted=1" in summary[1]
     assert re.search(
-        r"started=4 reconfigured=2 stopped=4 \(still running: 0\)", summary[3]
+        r"started=5 reconfigured=3 stopped=5 \(still running: 0\)", summary[3]
     )
+    assert summary[4].startswith("outage:")
+    assert "re-synced after the outage=yes" in summary[4]
+    assert "created=0 updated=1 actors started=0 reconfigured=1" in summary[4]
+    assert "duplicate Created=0 duplicate actor starts=0" in summary[4]
+    _check_outage(entries)
 
     actor_lines = [text for kind, text in entries if kind == "actor"]
     # Starts: one battery actor for both overlapping dispatches (MergeByType),
@@ -71,6 +78,7 @@ async def test_demo_plays_its_timeline() -> None:
     started = [t for t in actor_lines if " started: " in t]
     assert sorted(t.split(" ")[0] for t in started) == [
         "battery_charge-actor-1",
+        "battery_charge-actor-2",
         "ev_charging-actor-1",
         "ev_charging-actor-2",
         "heat_pump_boost-actor-1",
@@ -95,6 +103,56 @@ async def test_demo_plays_its_timeline() -> None:
     # The recurring dispatch stored before the start ran its next window.
     assert _index(entries, "running", r"HEAT_PUMP_BOOST .*: started") < shutdown
     assert _index(entries, "running", r"HEAT_PUMP_BOOST .*: stopped \(window ended\)")
+
+
+def _check_outage(entries: list[tuple[str, str]]) -> None:
+    """The outage scene, from the plain lines."""
+    created = _index(entries, "lifecycle", r"^Created #(\d+) BATTERY_CHARGE charge-C ")
+    charge_c = re.findall(r"#(\d+)", entries[created][1])[0]
+    stopped = _index(entries, "service", r"^service stopped: port \d+ refuses")
+    offline = _index(entries, "status", r"^dispatcher 1: disconnected, schedule from")
+    restart = _index(entries, "action", r"^restart the Dispatcher")
+    from_cache = _index(
+        entries, "status", r"^dispatcher 2: disconnected, schedule from the cache"
+    )
+    started = _index(entries, "running", rf"^#{charge_c} .*power_kw=40: started")
+    actor_started = _index(entries, "actor", r" started: charge-C power_kw=40$")
+    change = _index(entries, "action", rf"another endpoint .* update #{charge_c} ")
+    back = _index(entries, "service", r"^service back on port \d+, same database$")
+    resynced = _index(entries, "status", r"^dispatcher 2: connected, schedule from")
+    updated = _index(entries, "lifecycle", rf"^Updated #{charge_c} .*power_kw=60$")
+    reconfigured = _index(entries, "actor", r" reconfigured: charge-C power_kw=60$")
+    actor_stopped = _index(entries, "actor", r" stopped: charge-C power_kw=60$")
+    shutdown = _index(entries, "setup", r"^stopping the managed actors")
+    assert created < stopped < restart < from_cache < back < resynced < shutdown
+    stopping = _index(entries, "service", r"^stopping the Dispatch API service")
+    assert stopping < offline < restart
+    # The window of charge-C starts and stops on time from the cache, through
+    # its actor, while the service is down; the change reaches it on re-sync.
+    assert from_cache < started < back and started < actor_started < back
+    assert restart < change < back < updated < actor_stopped < shutdown
+    assert back < reconfigured < actor_stopped
+    # The heat pump's window ended on time while the service was down.
+    heat_stop = _index(entries, "running", r"HEAT_PUMP_BOOST .*: stopped \(window")
+    assert stopped < heat_stop < restart
+
+    # Nothing doubled: one Created per dispatch over the whole run, and after
+    # the service is back no Created and no actor start at all.
+    ids = [
+        re.findall(r"#(\d+)", text)[0]
+        for kind, text in entries
+        if kind == "lifecycle" and text.startswith("Created ")
+    ]
+    assert len(ids) == len(set(ids)) == 6
+    after = entries[back:]
+    assert not [t for k, t in after if k == "lifecycle" and t.startswith("Created")]
+    assert not [t for k, t in after if k == "actor" and " started: " in t]
+    assert not [t for k, t in after if k == "running" and ": started," in t]
+    tally = _index(entries, "setup", r"^since the service is back: ")
+    assert (
+        "created=0 updated=1 deleted=0; actors started=0 reconfigured=1 stopped=1;"
+        " Created twice: none; actor started twice by a Dispatcher: none"
+    ) in entries[tally][1]
 
 
 async def test_demo_stops_cleanly_on_ctrl_c() -> None:

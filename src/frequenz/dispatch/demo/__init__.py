@@ -7,6 +7,8 @@
 | --------- | ------------------------------------------------------------------ |
 | `runner`  | runs it all: service, `Dispatcher`, managed actors, script, view   |
 | `script`  | the scenario: the demo actor, the timeline and playing it          |
+| `outage`  | the outage scene: service down, restart from the cache, reconnect  |
+| `stage`   | the service and the (restartable) `Dispatcher` with its watchers   |
 | `journal` | what the demo saw: event log, actor states, counts                 |
 | `view`    | showing it: the live rich view and the final summary               |
 

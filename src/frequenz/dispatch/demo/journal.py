@@ -14,16 +14,18 @@ from typing import Any, TextIO
 from .. import (
     Deleted,
     Dispatch,
+    DispatcherStatus,
     DispatchEvent,
     DispatchInfo,
     MergeByType,
     MergeStrategy,
+    StateSource,
 )
 
 MICROGRID_ID = 1
 """The microgrid the demo's dispatches belong to."""
 
-DEFAULT_DURATION = 45.0
+DEFAULT_DURATION = 62.0
 """Seconds the demo runs by default: the whole timeline at speed 1."""
 
 TYPES: dict[str, MergeStrategy | None] = {
@@ -71,7 +73,8 @@ class Entry:
     """Seconds since the demo started."""
 
     kind: str
-    """`setup`, `action`, `lifecycle`, `running`, `actor` or `error`."""
+    """`setup`, `action`, `service`, `status`, `lifecycle`, `running`, `actor`,
+    `log` (the library's warnings) or `error`."""
 
     text: str
     """What happened."""
@@ -110,6 +113,19 @@ class Journal:
     running: dict[int, Dispatch] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
     actors: dict[str, ActorState] = field(default_factory=dict)
+    created: Counter[int] = field(default_factory=Counter)
+    """Created events per dispatch id: more than one would be a duplicate."""
+    actor_starts: Counter[tuple[int, str]] = field(default_factory=Counter)
+    """Actor starts per Dispatcher number and dispatch name (of the first
+    dispatch, for merged actors)."""
+    service_up: bool = False
+    """Whether the local service is serving."""
+    dispatcher_number: int = 0
+    """Which Dispatcher runs: 1, then 2 after a restart."""
+    status: DispatcherStatus | None = None
+    """The running Dispatcher's latest status."""
+    marks: dict[str, Counter[str]] = field(default_factory=dict)
+    """Copies of `counts` taken at named moments, e.g. `service back`."""
 
     def elapsed(self) -> float:
         """Return the seconds since the demo started.
@@ -158,6 +174,8 @@ class Journal:
         dispatch = event.dispatch
         name = type(event).__name__
         self.dispatches[int(dispatch.id)] = dispatch
+        if name == "Created":
+            self.created[int(dispatch.id)] += 1
         if isinstance(event, Deleted):
             self.deleted.add(int(dispatch.id))
         self.log(
@@ -208,4 +226,98 @@ class Journal:
         config = format_payload(info.options)
         shown = {"started": "running", "reconfigured": "running, reconfigured"}
         self.actors[label] = ActorState(label, shown.get(status, status), config)
+        if status == "started":
+            name = str(info.options.get("name", label))
+            self.actor_starts[self.dispatcher_number, name] += 1
         self.log("actor", f"{label} {status}: {config}", count=f"actor {status}")
+
+    def mark(self, name: str) -> None:
+        """Keep a copy of the counts as of now, to show what came after.
+
+        Args:
+            name: The moment's name.
+        """
+        self.marks[name] = Counter(self.counts)
+
+    def since(self, name: str) -> Counter[str]:
+        """Return the counts since a marked moment.
+
+        Args:
+            name: The moment's name (see `mark`).
+
+        Returns:
+            The counts since then; empty if the moment was never marked.
+        """
+        if name not in self.marks:
+            return Counter()
+        since = Counter(self.counts)
+        since.subtract(self.marks[name])
+        return since
+
+    def status_change(self, status: DispatcherStatus) -> None:
+        """Record a status of the running Dispatcher; log when its state changes.
+
+        Only a change of the connection or of the source of the schedule is
+        logged: the other fields change with every event.
+
+        Args:
+            status: The snapshot.
+        """
+        previous, self.status = self.status, status
+        if previous is not None and (previous.connected, previous.source) == (
+            status.connected,
+            status.source,
+        ):
+            return
+        name = f"dispatcher {self.dispatcher_number}"
+        source = describe_source(status)
+        if status.connected:
+            self.log(
+                "status",
+                f"{name}: connected, {source}"
+                f" ({status.dispatches} dispatches, resyncs={status.resyncs},"
+                f" reconnects={status.reconnects})",
+                count="status connected",
+            )
+            return
+        error = "" if status.last_error is None else f"; {status.last_error}"
+        self.log(
+            "status",
+            f"{name}: disconnected, {source} ({status.dispatches} dispatches){error}",
+            count="status disconnected",
+        )
+
+
+def status_line(journal: Journal) -> str:
+    """Return the connection status, as the live view's header shows it.
+
+    Args:
+        journal: What the demo saw.
+
+    Returns:
+        E.g. `service up · dispatcher 1 connected, schedule from the service`.
+    """
+    service = "service up" if journal.service_up else "service DOWN"
+    status = journal.status
+    if status is None:
+        return service
+    connection = "connected" if status.connected else "DISCONNECTED"
+    return (
+        f"{service} · dispatcher {journal.dispatcher_number} {connection},"
+        f" {describe_source(status)}"
+        f" · resyncs={status.resyncs} reconnects={status.reconnects}"
+    )
+
+
+def describe_source(status: DispatcherStatus) -> str:
+    """Tell where a Dispatcher's schedule comes from.
+
+    Args:
+        status: Its status.
+
+    Returns:
+        E.g. `schedule from the cache`.
+    """
+    if status.source is StateSource.NONE:
+        return "nothing held yet"
+    return f"schedule from the {status.source.value}"

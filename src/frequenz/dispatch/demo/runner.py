@@ -4,8 +4,9 @@
 """Running the demo: service, Dispatcher, managed actors, script and view.
 
 The demo starts a `LocalDispatchService` in this process (on a temporary
-database), opens a `Dispatcher` on it, lets it manage three dispatch types with
-a small SDK actor, and plays a timeline of dispatches:
+database), opens a `Dispatcher` on it (with an offline cache file), lets it
+manage three dispatch types with a small SDK actor, and plays a timeline of
+dispatches:
 
 | when (s)  | what                                                              |
 | --------- | ----------------------------------------------------------------- |
@@ -17,6 +18,9 @@ a small SDK actor, and plays a timeline of dispatches:
 | 5 - 35    | `EV_CHARGING` "ev-fleet", its payload updated at 13 s              |
 | 9 - 39    | `EV_CHARGING` "ev-visitor", deleted while running at 24 s          |
 | 20 - 40   | the next run of `HEAT_PUMP_BOOST`                                  |
+| 33 - 60   | the outage scene (see `outage`): the service stops, the Dispatcher |
+|           | restarts from its cache, charge-C runs on time offline, the        |
+|           | service comes back with a change and nothing is doubled            |
 
 Lifecycle events, running-state events and actor starts, reconfigurations and
 stops are shown as they happen: as a live table and event log when stdout is a
@@ -33,19 +37,18 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from frequenz.channels import Receiver
-
-from .. import Dispatcher
-from ..local_service import LocalDispatchService
+from .. import MergeStrategy
 from ..local_service.signals import stop_on_signals
-from .journal import DEFAULT_DURATION, MICROGRID_ID, QUIET_LOGGERS, TYPES, Journal
-from .script import Timeline, actor_factory, consume, play_script, seed_recurring
+from .journal import DEFAULT_DURATION, QUIET_LOGGERS, TYPES, Journal
+from .outage import play_outage
+from .script import Cue, Timeline, play_script, seed_recurring
+from .stage import Stage, journal_logs
 from .view import live_view, print_summary
 
 
@@ -100,57 +103,47 @@ async def run_demo(
     stop = asyncio.Event() if stop is None else stop
     timeline = Timeline(options.speed)
     journal = Journal(time.monotonic(), None if live else out)
+    logs = (
+        contextlib.nullcontext()
+        if options.show_logs
+        else journal_logs(journal, QUIET_LOGGERS)
+    )
 
-    with tempfile.TemporaryDirectory(prefix="dispatch-demo-") as directory:
-        database = Path(directory) / "demo.sqlite3"
-        seed_recurring(database, timeline, datetime.now(timezone.utc))
-        service = LocalDispatchService(database=database, grace=0.1)
-        async with service:
-            journal.log("setup", f"local Dispatch API service at {service.url}")
+    with tempfile.TemporaryDirectory(prefix="dispatch-demo-") as directory, logs:
+        stage = Stage(Path(directory), journal)
+        seed_recurring(stage.database, timeline, datetime.now(timezone.utc))
+        journal.log(
+            "setup",
+            "stored before the start: HEAT_PUMP_BOOST boost, every minute for"
+            f" {timeline.duration(20).total_seconds():.0f} s since"
+            f" {60 - math.ceil(timeline.offset(20))} s ago",
+        )
+        async with stage:
+            journal.log("setup", f"local Dispatch API service at {stage.service.url}")
+            managed = ", ".join(
+                f"{name} ({_merging(strategy)})" for name, strategy in TYPES.items()
+            )
             journal.log(
                 "setup",
-                "stored before the start: HEAT_PUMP_BOOST boost, every minute for"
-                f" {timeline.duration(20).total_seconds():.0f} s since"
-                f" {60 - math.ceil(timeline.offset(20))} s ago",
+                f"dispatcher 1 synced, caching to {stage.cache_file.name};"
+                f" managing {managed}",
             )
-            dispatcher = Dispatcher(
-                microgrid_id=MICROGRID_ID, server_url=service.url, key=service.key
+            await _play(
+                stage=stage,
+                journal=journal,
+                timeline=timeline,
+                options=options,
+                stop=stop,
+                live=live,
+                out=out,
             )
-            # Made before the first sync, so that it is reported too.
-            receivers: list[tuple[Receiver[Any], Callable[[Any], None]]] = []
-            for dispatch_type in TYPES:
-                receivers.append(
-                    (
-                        dispatcher.new_lifecycle_events_receiver(dispatch_type),
-                        journal.lifecycle,
-                    )
-                )
-            consumers = [
-                asyncio.create_task(consume(receiver, handle))
-                for receiver, handle in receivers
-            ]
-            try:
-                async with dispatcher:
-                    await _run_synced(
-                        dispatcher=dispatcher,
-                        journal=journal,
-                        timeline=timeline,
-                        options=options,
-                        stop=stop,
-                        live=live,
-                        out=out,
-                    )
-            finally:
-                for consumer in consumers:
-                    consumer.cancel()
-                await asyncio.gather(*consumers, return_exceptions=True)
     print_summary(journal, out)
     return journal
 
 
-async def _run_synced(
+async def _play(
     *,
-    dispatcher: Dispatcher,
+    stage: Stage,
     journal: Journal,
     timeline: Timeline,
     options: DemoOptions,
@@ -158,29 +151,12 @@ async def _run_synced(
     live: bool,
     out: TextIO,
 ) -> None:
-    consumers: list[asyncio.Task[None]] = []
-    for dispatch_type, strategy in TYPES.items():
-        consumers.append(
-            asyncio.create_task(
-                consume(
-                    dispatcher.new_running_state_event_receiver(dispatch_type),
-                    journal.running_state,
-                )
-            )
-        )
-        await dispatcher.start_managing(
-            dispatch_type,
-            actor_factory=actor_factory(dispatch_type, journal),
-            merge_strategy=strategy,
-            retry_interval=timedelta(seconds=5),
-        )
-    managed = ", ".join(
-        f"{name} ({'one actor per dispatch' if s is None else type(s).__name__})"
-        for name, s in TYPES.items()
-    )
-    journal.log("setup", f"Dispatcher synced; managing {managed}")
+    async def scenes() -> None:
+        cue = Cue.now(timeline)
+        await play_script(stage.dispatcher.client, journal, cue)
+        await play_outage(stage, journal, cue)
 
-    script = asyncio.create_task(play_script(dispatcher, journal, timeline))
+    script = asyncio.create_task(scenes())
     script.add_done_callback(lambda done: _report_failure(done, journal))
     view = (
         live_view(journal, options.duration, out) if live else contextlib.nullcontext()
@@ -196,11 +172,11 @@ async def _run_synced(
             script.cancel()
             await asyncio.gather(script, return_exceptions=True)
             journal.log("setup", "stopping the managed actors and the Dispatcher")
-            for dispatch_type in TYPES:
-                await dispatcher.stop_managing(dispatch_type)
-            for consumer in consumers:
-                consumer.cancel()
-            await asyncio.gather(*consumers, return_exceptions=True)
+            await stage.close_dispatcher()
+
+
+def _merging(strategy: MergeStrategy | None) -> str:
+    return "one actor per dispatch" if strategy is None else type(strategy).__name__
 
 
 def _report_failure(script: asyncio.Task[None], journal: Journal) -> None:

@@ -21,7 +21,8 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from typing_extensions import override
 
-from .. import Dispatcher, DispatchInfo
+from .. import DispatchInfo
+from .._client import DispatchClient
 from ..local_service import DispatchStorage
 from .journal import MICROGRID_ID, Journal
 
@@ -165,51 +166,127 @@ async def consume(receiver: Receiver[Any], handle: Callable[[Any], None]) -> Non
         handle(message)
 
 
-async def play_script(
-    dispatcher: Dispatcher, journal: Journal, timeline: Timeline
-) -> None:
-    """Create, update and delete the demo's dispatches at their times.
+@dataclass(frozen=True)
+class Cue:
+    """When the script's steps happen: the timeline, from the script's start."""
+
+    timeline: Timeline
+    """The demo's timeline."""
+    origin: datetime
+    """The wall-clock time of the script's start."""
+    began: float
+    """The event loop's time of the script's start."""
+
+    @classmethod
+    def now(cls, timeline: Timeline) -> Cue:
+        """Return the cue of a script that starts now.
+
+        Args:
+            timeline: The demo's timeline.
+
+        Returns:
+            The cue.
+        """
+        return cls(
+            timeline, datetime.now(timezone.utc), asyncio.get_running_loop().time()
+        )
+
+    def when(self, seconds: float) -> datetime:
+        """Return the wall-clock time of `seconds` (at speed 1) into the script.
+
+        Args:
+            seconds: The time at speed 1.
+
+        Returns:
+            The time.
+        """
+        return self.origin + timedelta(seconds=self.timeline.offset(seconds))
+
+    async def at(self, seconds: float) -> None:
+        """Wait until `seconds` (at speed 1) into the script.
+
+        Args:
+            seconds: The time at speed 1.
+        """
+        loop = asyncio.get_running_loop()
+        wait = self.began + self.timeline.offset(seconds) - loop.time()
+        await asyncio.sleep(max(0.0, wait))
+
+
+async def create_dispatch(
+    client: DispatchClient,
+    journal: Journal,
+    cue: Cue,
+    *,
+    name: str,
+    dispatch_type: str,
+    start: float,
+    duration: float,
+    **payload: Any,
+) -> int:
+    """Create one of the demo's dispatches, and tell so.
 
     Args:
-        dispatcher: The dispatcher whose client is used.
-        journal: Where to tell what is done.
-        timeline: The demo's timeline.
+        client: The client to create it with.
+        journal: Where to tell.
+        cue: The script's times.
+        name: Its payload's name.
+        dispatch_type: Its type.
+        start: When it starts, at speed 1.
+        duration: How long it runs, at speed 1.
+        **payload: The rest of its payload.
+
+    Returns:
+        Its id.
     """
-    client = dispatcher.client
-    origin = datetime.now(timezone.utc)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
+    start_time = cue.when(start)
+    length = cue.timeline.duration(duration)
+    journal.log(
+        "action",
+        f"create {dispatch_type} {name}: starts at {journal.at(start_time)},"
+        f" runs {length.total_seconds():.0f} s",
+        count="action create",
+    )
+    created = await client.create(
+        microgrid_id=MICROGRID_ID,
+        type=dispatch_type,
+        start_time=start_time,
+        duration=length,
+        target=[1, 2] if dispatch_type == "BATTERY_CHARGE" else [5],
+        payload={"name": name, **payload},
+    )
+    return int(created.id)
+
+
+async def play_script(client: DispatchClient, journal: Journal, cue: Cue) -> None:
+    """Create, update and delete the demo's first dispatches at their times.
+
+    Args:
+        client: The client of the Dispatcher.
+        journal: Where to tell what is done.
+        cue: The script's times.
+    """
 
     async def create(
         name: str, dispatch_type: str, start: float, duration: float, **payload: Any
     ) -> int:
-        start_time = origin + timedelta(seconds=timeline.offset(start))
-        length = timeline.duration(duration)
-        journal.log(
-            "action",
-            f"create {dispatch_type} {name}: starts at {journal.at(start_time)},"
-            f" runs {length.total_seconds():.0f} s",
-            count="action create",
+        return await create_dispatch(
+            client,
+            journal,
+            cue,
+            name=name,
+            dispatch_type=dispatch_type,
+            start=start,
+            duration=duration,
+            **payload,
         )
-        created = await client.create(
-            microgrid_id=MICROGRID_ID,
-            type=dispatch_type,
-            start_time=start_time,
-            duration=length,
-            target=[1, 2] if dispatch_type == "BATTERY_CHARGE" else [5],
-            payload={"name": name, **payload},
-        )
-        return int(created.id)
-
-    async def at(seconds: float) -> None:
-        await asyncio.sleep(max(0.0, began + timeline.offset(seconds) - loop.time()))
 
     await create("charge-A", "BATTERY_CHARGE", 3, 8, power_kw=50)
     await create("charge-B", "BATTERY_CHARGE", 7, 10, power_kw=80)
     fleet = await create("ev-fleet", "EV_CHARGING", 5, 30, max_current_a=16)
     visitor = await create("ev-visitor", "EV_CHARGING", 9, 30, max_current_a=10)
 
-    await at(13)
+    await cue.at(13)
     journal.log(
         "action", f"update #{fleet} ev-fleet: max_current_a 16 -> 32", "action update"
     )
@@ -219,7 +296,7 @@ async def play_script(
         new_fields={"payload": {"name": "ev-fleet", "max_current_a": 32}},
     )
 
-    await at(24)
+    await cue.at(24)
     journal.log(
         "action", f"delete #{visitor} ev-visitor while it runs", "action delete"
     )

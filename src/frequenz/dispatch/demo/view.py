@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, TextIO
 
 from .. import Dispatch
-from .journal import Journal, format_payload
+from .journal import Journal, format_payload, status_line
 
 
 class LiveView:
@@ -22,6 +22,9 @@ class LiveView:
         "lifecycle": "cyan",
         "running": "green",
         "actor": "magenta",
+        "service": "bold yellow",
+        "status": "bold blue",
+        "log": "dim yellow",
         "error": "bold red",
     }
 
@@ -45,7 +48,7 @@ class LiveView:
         dispatches = Table(
             title=(
                 f"frequenz-dispatch demo — t={journal.elapsed():4.1f}s of "
-                f"{self._duration:.0f} s (Ctrl-C to stop)"
+                f"{self._duration:.0f} s (Ctrl-C to stop)\n{status_line(journal)}"
             ),
             expand=True,
         )
@@ -115,6 +118,38 @@ def live_view(journal: Journal, duration: float, out: TextIO) -> Iterator[None]:
         yield
 
 
+def outage_line(journal: Journal) -> str:
+    """Summarize the outage scene: what came after the service was back.
+
+    Args:
+        journal: What the demo saw.
+
+    Returns:
+        One line.
+    """
+    counts = journal.counts
+    since = journal.since("service back")
+    twice = sum(1 for n in journal.created.values() if n > 1)
+    started_twice = sum(1 for n in journal.actor_starts.values() if n > 1)
+    status = journal.status
+    reconnected = (
+        status is not None
+        and journal.dispatcher_number > 1
+        and status.last_full_sync is not None
+    )
+    return (
+        f"service stopped={counts['service stopped']}"
+        f" started again={counts['service started']};"
+        f" dispatcher restarts={counts['action restart']};"
+        f" re-synced after the outage={'yes' if reconnected else 'no'};"
+        f" since the service is back: created={since['lifecycle created']}"
+        f" updated={since['lifecycle updated']}"
+        f" actors started={since['actor started']}"
+        f" reconfigured={since['actor reconfigured']};"
+        f" duplicate Created={twice} duplicate actor starts={started_twice}"
+    )
+
+
 def print_summary(journal: Journal, out: TextIO) -> None:
     """Print the counts of what the demo saw.
 
@@ -138,6 +173,8 @@ def print_summary(journal: Journal, out: TextIO) -> None:
         f"reconfigured={counts['actor reconfigured']} stopped={stopped} "
         f"(still running: {started - stopped})",
     ]
+    if "service back" in journal.marks:
+        lines.append(f"outage:               {outage_line(journal)}")
     if counts["error"]:
         lines.append(f"errors: {counts['error']} (see above)")
     for line in lines:
