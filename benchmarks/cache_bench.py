@@ -12,7 +12,8 @@ Prints, for real SQLite files in a temporary folder:
 * the cost of loading N cached dispatches (the start-up path), with and without
   recurrence rules.
 
-Usage: `.venv/bin/python benchmarks/cache_bench.py [--size N] [--repeat R]`.
+Usage: `.venv/bin/python benchmarks/cache_bench.py [--size N] [--repeat R]
+[--only changes|sync|load]`.
 The machine is shared and noisy: read the figures as orders of magnitude and
 compare them as ratios, each is the best of `--repeat` runs.
 """
@@ -152,14 +153,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=("changes", "sync", "load"),
+        action="append",
+        help="run only these parts (repeatable); all by default",
+    )
     args = parser.parse_args()
+    parts = set(args.only or ("changes", "sync", "load"))
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        for burst in (100, 5_000):
-            bench_changes(folder, burst, args.repeat)
-        bench_full_sync(folder, args.size, args.repeat)
-        bench_load(folder, args.size, args.repeat, recurring=False)
-        bench_load(folder, args.size, args.repeat, recurring=True)
+        if "changes" in parts:
+            for burst in (100, 5_000):
+                bench_changes(folder, burst, args.repeat)
+        if "sync" in parts:
+            bench_full_sync(folder, args.size, args.repeat)
+        if "load" in parts:
+            bench_load(folder, args.size, args.repeat, recurring=False)
+            bench_load(folder, args.size, args.repeat, recurring=True)
 
 
 if __name__ == "__main__":

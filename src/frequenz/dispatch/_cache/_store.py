@@ -34,7 +34,7 @@ from frequenz.client.dispatch.types import DispatchId
 
 from .._dispatch import Dispatch
 from .._gc import gc_paused
-from ._codec import COLUMNS, CorruptRow, decode, encode
+from ._codec import COLUMNS, SELECT, CorruptRow, decode_all, encode
 
 _logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ _UPSERT: Final = (
     f"INSERT OR REPLACE INTO dispatches ({', '.join(COLUMNS)})"
     f" VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-_SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM dispatches"
+_SELECT: Final = f"SELECT {SELECT} FROM dispatches"
 
 
 def library_version() -> str:
@@ -254,7 +254,7 @@ class DispatchCache:
                 )
             _quick_check(db)
             with gc_paused():
-                dispatches = [decode(row) for row in db.execute(_SELECT)]
+                dispatches = decode_all(db.execute(_SELECT).fetchall())
         except (_Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
             if _is_busy(error):
                 _logger.error(
