@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from frequenz.api.dispatch.v1.dispatch_pb2 import RecurrenceRule as PBRecurrenceRule
 from frequenz.api.dispatch.v1.dispatch_pb2 import TargetComponents as PBTarget
-from frequenz.client.dispatch.recurrence import EndCriteria, RecurrenceRule
+from frequenz.client.dispatch.recurrence import RecurrenceRule
 from frequenz.client.dispatch.types import DispatchId, TargetComponents
 
 try:
@@ -209,34 +209,13 @@ def _rule(wire: bytes) -> RecurrenceRule:
     return RecurrenceRule.from_protobuf(PBRecurrenceRule.FromString(wire))
 
 
-def _copy_rule(rule: RecurrenceRule) -> RecurrenceRule:
-    # RecurrenceRule and EndCriteria are mutable dataclasses holding lists: each
-    # dispatch gets its own, as from the wire, so that no change made to one
-    # dispatch's rule shows in another's. This costs a fraction of decoding.
-    fields = rule.__dict__.copy()
-    for name in _RULE_LISTS:
-        fields[name] = fields[name][:]
-    criteria = fields["end_criteria"]
-    if criteria is not None:
-        copied = object.__new__(EndCriteria)
-        copied.__dict__.update(criteria.__dict__)
-        fields["end_criteria"] = copied
-    duplicate = object.__new__(RecurrenceRule)
-    duplicate.__dict__.update(fields)
-    return duplicate
-
-
-_RULE_LISTS: Final = tuple(
-    name for name, value in RecurrenceRule().__dict__.items() if isinstance(value, list)
-)
-
-
 def decode_all(rows: list[Row]) -> list[Dispatch]:
     """Return the dispatches rows store, checking every row first.
 
-    Equal values are decoded once per call: recurrence rules (then copied, they
-    are mutable), durations and instants (immutable, so shared). The payloads
-    are parsed together, as one JSON array.
+    Equal values are decoded once per call and the result shared: recurrence
+    rules, durations, types, targets and the instants of creation, change and
+    end. The payloads are parsed together, as one JSON array; each dispatch
+    gets its own.
 
     Args:
         rows: The rows, with the columns of `SELECT` in order.
@@ -286,20 +265,21 @@ def _decode_all(rows: list[Row]) -> list[Dispatch]:
     types = _Memo(bytes.decode)
     targets = _Memo(_targets.decode)
     rules = _Memo(_rule)
-    copy_rule = _copy_rule
+    epoch = _EPOCH
+    micros = timedelta
     from_fields = Dispatch.from_fields
     return [
         from_fields(
             {
                 "id": DispatchId(row[0]),
                 "type": types[row[1]],
-                "start_time": instants[row[2]],
+                "start_time": epoch + micros(0, 0, row[2]),
                 "duration": None if row[3] is None else durations[row[3]],
                 "target": targets[row[4]],
                 "active": bool(row[5]),
                 "dry_run": bool(row[6]),
                 "payload": payload,
-                "recurrence": copy_rule(rules[row[8]]),
+                "recurrence": rules[row[8]],
                 "create_time": instants[row[9]],
                 "update_time": instants[row[10]],
                 "end_time": None if row[11] is None else instants[row[11]],
