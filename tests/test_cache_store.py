@@ -432,6 +432,7 @@ def test_loaded_payloads_are_separate_and_equal_values_decode_equal(
         wire_dispatch(index, payload={} if index % 2 else {"n": index // 10})
         for index in range(100, 200)
     ] + varied_dispatches()
+    originals.sort(key=lambda dispatch: int(dispatch.id))  # the order loaded
     write(path, originals)
     cache = open_cache(path)
     state = cache.load()
