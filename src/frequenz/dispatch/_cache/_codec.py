@@ -11,6 +11,17 @@ durations as exact integer microseconds, the payload as JSON, the target and the
 recurrence as their protobuf wire bytes (targets are immutable and few per
 microgrid, so their decoding is shared). A CRC over the row catches values that
 a damaged file would otherwise hand over silently.
+
+Loading reads all rows at once (`decode_all`) and checks every CRC before it
+returns anything. Its per-row work is kept to lookups: the text columns arrive as
+bytes (the CRC is over those), the payloads are parsed as one JSON array, and a
+value that repeats (a recurrence rule, target, type, duration, creation or change
+instant) is decoded once per load. Equal recurrence rules are then one shared
+object, as targets already were: the client's `RecurrenceRule` is a mutable
+dataclass, but the library never changes a dispatch's rule, and a copy per
+dispatch would double the load time of recurring dispatches (measured with
+`benchmarks/cache_bench.py`). Payloads are mutable dicts users do change, so
+each dispatch gets its own.
 """
 
 from __future__ import annotations

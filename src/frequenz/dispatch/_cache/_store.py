@@ -10,6 +10,16 @@ microgrid or version, or synced "in the future" after a clock reset) is never
 acted on: it is logged and renamed aside, kept for inspection, and a fresh cache
 takes its place.
 
+A cache written by another library version is moved aside even when its schema
+version matches, so a device that upgrades and then restarts offline starts
+without a cache (as without the option) until the service answers. That is
+deliberate: the schema version only changes when someone remembers to bump it,
+while the meaning of the stored values follows the code that wrote them (the
+row encoding, the payload and target conversions, the client's recurrence
+model), and a silently misread cache would start or stop real equipment at the
+wrong time, whereas a discarded one only waits for the service. The library
+version is the one marker that cannot be forgotten.
+
 Stream changes are collected in memory and written together, at most every
 `flush_interval` or as soon as `max_pending` are waiting, so a burst of thousands
 of changes costs a few transactions. A full sync writes only what differs from
