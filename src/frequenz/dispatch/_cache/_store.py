@@ -10,6 +10,16 @@ microgrid or version, or synced "in the future" after a clock reset) is never
 acted on: it is logged and renamed aside, kept for inspection, and a fresh cache
 takes its place.
 
+A cache written by another library version is moved aside even when its schema
+version matches, so a device that upgrades and then restarts offline starts
+without a cache (as without the option) until the service answers. That is
+deliberate: the schema version only changes when someone remembers to bump it,
+while the meaning of the stored values follows the code that wrote them (the
+row encoding, the payload and target conversions, the client's recurrence
+model), and a silently misread cache would start or stop real equipment at the
+wrong time, whereas a discarded one only waits for the service. The library
+version is the one marker that cannot be forgotten.
+
 Stream changes are collected in memory and written together, at most every
 `flush_interval` or as soon as `max_pending` are waiting, so a burst of thousands
 of changes costs a few transactions. A full sync writes only what differs from
@@ -34,7 +44,7 @@ from frequenz.client.dispatch.types import DispatchId
 
 from .._dispatch import Dispatch
 from .._gc import gc_paused
-from ._codec import COLUMNS, CorruptRow, decode, encode
+from ._codec import COLUMNS, SELECT, CorruptRow, decode_all, encode
 
 _logger = logging.getLogger(__name__)
 
@@ -72,7 +82,7 @@ _UPSERT: Final = (
     f"INSERT OR REPLACE INTO dispatches ({', '.join(COLUMNS)})"
     f" VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-_SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM dispatches"
+_SELECT: Final = f"SELECT {SELECT} FROM dispatches"
 
 
 def library_version() -> str:
@@ -254,7 +264,7 @@ class DispatchCache:
                 )
             _quick_check(db)
             with gc_paused():
-                dispatches = [decode(row) for row in db.execute(_SELECT)]
+                dispatches = decode_all(db.execute(_SELECT).fetchall())
         except (_Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
             if _is_busy(error):
                 _logger.error(
