@@ -350,7 +350,7 @@ async def test_an_update_to_a_rule_that_never_occurs_stops_the_running_version(
     )
     await clock.advance_to(thursday + MS)
     assert [m.started for m in drain(receiver)] == [True]
-    # Read between changes: unread lifecycle events of one dispatch coalesce.
+    # Read now: pending lifecycle events of one dispatch coalesce.
     assert [type(e).__name__ for e in drain(lifecycle)] == ["Created"]
     await update(
         client,
@@ -400,7 +400,7 @@ async def test_an_unreadable_new_version_stops_the_running_one_until_readable(
         created = await create(client, start_time=START + MINUTE, duration=HOUR)
         await clock.advance(2 * MINUTE)
         assert [m.started for m in drain(receiver)] == [True]
-        # Read between changes: unread lifecycle events of one dispatch coalesce.
+        # Read now: pending lifecycle events of one dispatch coalesce.
         assert [type(e).__name__ for e in drain(lifecycle)] == ["Created"]
         client.service.push_raw(
             StreamMicrogridDispatchesResponse(
