@@ -450,16 +450,6 @@ def _observed(when: datetime, message: Dispatch) -> Message:
     )
 
 
-def _latest_per_instant(messages: list[Message]) -> list[Message]:
-    kept: list[Message] = []
-    for message in messages:
-        if kept and kept[-1][0] == message[0] and kept[-1][1] == message[1]:
-            kept[-1] = message
-        else:
-            kept.append(message)
-    return kept
-
-
 def _collapse(values: list[bool]) -> list[bool]:
     collapsed: list[bool] = []
     for value in values:
@@ -602,10 +592,7 @@ async def _run(plan: list[Step], clock: FakeClock) -> None:
             got,
             want,
         )
-        # A receiver merges pending messages of one dispatch with the same running
-        # state into the newest: at one instant, only the last of a run of such
-        # messages is sure to be seen (the library's SPEC: the latest state).
-        assert _latest_per_instant(got) == _latest_per_instant(want), (key, got, want)
+        assert got == want, (key, got, want)
     missed = {t: n for t, n in oracle.missed.items() if n}
     assert scheduler._schedule.missed_runs_by_type() == missed
 
