@@ -23,10 +23,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import NamedTuple
 
-from frequenz.channels import Receiver, ReceiverStoppedError
-from typing_extensions import override
-
 from ._clock import Clock, wall_clock
+from ._delivery import UnboundedReceiver
 from ._dispatch import Dispatch
 
 __all__ = [
@@ -156,10 +154,12 @@ def _no_facts() -> ScheduleFacts:
     return ScheduleFacts(0, _EMPTY, None)
 
 
-class LatestStatusReceiver(Receiver[DispatcherStatus]):
+class LatestStatusReceiver(UnboundedReceiver[DispatcherStatus]):
     """A receiver that keeps only the latest status not yet consumed.
 
-    A consumer that reads rarely gets the newest snapshot, never a backlog.
+    A consumer that reads rarely gets the newest snapshot, never a backlog: every
+    snapshot supersedes the pending one (the library's never-dropping receiver,
+    with one coalescing key for all snapshots).
     """
 
     def __init__(self, initial: DispatcherStatus | None) -> None:
@@ -168,11 +168,9 @@ class LatestStatusReceiver(Receiver[DispatcherStatus]):
         Args:
             initial: The snapshot to deliver first, if any.
         """
-        self._latest = initial
-        self._wakeup = asyncio.Event()
-        self._closed = False
+        super().__init__(name="status", coalesce_key=_one_key, supersedes=_always_newer)
         if initial is not None:
-            self._wakeup.set()
+            self.enqueue(initial)
 
     def offer(self, status: DispatcherStatus) -> None:
         """Replace the pending snapshot with a newer one (the sending side).
@@ -180,53 +178,15 @@ class LatestStatusReceiver(Receiver[DispatcherStatus]):
         Args:
             status: The new snapshot.
         """
-        if self._closed:
-            return
-        self._latest = status
-        self._wakeup.set()
+        self.enqueue(status)
 
-    @override
-    async def ready(self) -> bool:
-        """Wait until a snapshot is available.
 
-        Returns:
-            True when one can be consumed, False once closed and drained.
-        """
-        while self._latest is None:
-            if self._closed:
-                return False
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        return True
+def _one_key(_: DispatcherStatus) -> int:
+    return 0
 
-    @override
-    def consume(self) -> DispatcherStatus:
-        """Return the pending snapshot once `ready` returned True.
 
-        Returns:
-            The latest snapshot.
-
-        Raises:
-            ReceiverStoppedError: If the receiver is closed and drained.
-        """
-        latest = self._latest
-        if latest is None:
-            if self._closed:
-                raise ReceiverStoppedError(self)
-            raise RuntimeError("consume() must be preceded by a call to ready()")
-        self._latest = None
-        return latest
-
-    @override
-    def close(self) -> None:
-        """Close the receiver; a pending snapshot can still be consumed."""
-        self._closed = True
-        self._wakeup.set()
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether the receiver is closed."""
-        return self._closed
+def _always_newer(_newer: DispatcherStatus, _pending: DispatcherStatus) -> bool:
+    return True
 
 
 class StatusRecorder:
