@@ -726,3 +726,32 @@ async def test_an_error_while_stopping_is_logged_and_swallowed(
     assert "failed while stopping" in caplog.text
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_no_retry_at_the_instant_the_run_ends(clock: FakeClock) -> None:
+    factory = Factory(failures=1000)
+    t0 = clock.now()
+    async with Scheduled(factory, retry_interval=timedelta(minutes=5)) as env:
+        await create(env.client, start_time=t0 + SECOND, payload={"id": 1})
+        await clock.advance(timedelta(hours=1))
+        # Runs for 10 minutes: the retry due at minute 10 meets the end of the
+        # run, so the factory is not called for a run that is over.
+        assert [when - t0 - SECOND for when, _ in factory.calls] == [
+            timedelta(minutes=m) for m in (0, 5)
+        ]
+
+
+async def test_no_retry_after_the_run_ended_before_its_stop_arrives(
+    clock: FakeClock,
+) -> None:
+    t0 = clock.now()
+    factory = Factory(failures=1000)
+    d1 = dispatch(1, start=t0)
+    async with Harness(factory) as harness:
+        # A start whose run ends between two retries; its stop is delayed.
+        await harness.send(d1.with_running_state(Window(t0, t0 + RETRY * 1.5)))
+        await clock.advance(RETRY * 5)
+
+        assert [when for when, _ in factory.calls] == [t0, t0 + RETRY]
+        await harness.send(stopped(d1))
+        assert factory.running() == []

@@ -19,6 +19,7 @@ from frequenz.core.id import BaseId
 from frequenz.sdk.actor import Actor, BackgroundService
 from typing_extensions import override
 
+from ._clock import wall_clock
 from ._delivery import UnboundedReceiver
 from ._dispatch import Dispatch
 
@@ -159,6 +160,11 @@ async def _call_factory(
     return actor
 
 
+def _run_is_over(dispatch: Dispatch) -> bool:
+    until = dispatch.until
+    return until is not None and wall_clock() >= until
+
+
 class _ManagedActor:
     """The actor of one identity, driven by the latest event for that identity.
 
@@ -234,6 +240,10 @@ class _ManagedActor:
                     return
                 if self._actor is not None:
                     await self._send_update(desired)
+                elif _run_is_over(desired):
+                    # Its stop is on its way (a retry can come due at the very
+                    # instant the run ends): no actor for a run that is over.
+                    pass
                 elif self._actor_died:
                     # Do not hot-loop on an actor that keeps crashing.
                     self._actor_died = False
