@@ -207,7 +207,7 @@ class _RecordingActor(Actor):
 def _describe(info: DispatchInfo) -> str:
     source = info._src  # which dispatch is what the table shows
     dispatch_id = "?" if source is None else int(source.id)
-    return f"dispatch {dispatch_id}, target {sorted(info.target)}"  # type: ignore[arg-type]
+    return f"dispatch {dispatch_id}, target {sorted(info.target)}"  # type: ignore[type-var]
 
 
 async def _managed_steps(scenario: Scenario, clock: FakeClock) -> list[Step]:
