@@ -643,15 +643,26 @@ async def test_scheduler_driven_lifecycle(clock: FakeClock) -> None:
         assert len(factory.calls) == 1
 
 
-async def test_scheduler_driven_retries_end_with_dispatch(clock: FakeClock) -> None:
+@pytest.mark.parametrize(
+    ("retry_minutes", "tried_at_minutes"),
+    [
+        (3, (0, 3, 6, 9)),
+        # The retry due at minute 10 meets the end of the run: not tried.
+        (5, (0, 5)),
+    ],
+)
+async def test_scheduler_driven_retries_end_with_dispatch(
+    clock: FakeClock, retry_minutes: int, tried_at_minutes: tuple[int, ...]
+) -> None:
     factory = Factory(failures=1000)
     t0 = clock.now()
-    async with Scheduled(factory, retry_interval=timedelta(minutes=3)) as env:
+    retry_interval = timedelta(minutes=retry_minutes)
+    async with Scheduled(factory, retry_interval=retry_interval) as env:
         await create(env.client, start_time=t0 + SECOND, payload={"id": 1})
         await clock.advance(timedelta(hours=1))
-        # Runs for 10 minutes: tried at 0, 3, 6 and 9 minutes, then no more.
+        # Runs for 10 minutes, tried until then and no more.
         assert [when - t0 - SECOND for when, _ in factory.calls] == [
-            timedelta(minutes=m) for m in (0, 3, 6, 9)
+            timedelta(minutes=m) for m in tried_at_minutes
         ]
 
 
@@ -726,19 +737,6 @@ async def test_an_error_while_stopping_is_logged_and_swallowed(
     assert "failed while stopping" in caplog.text
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-async def test_no_retry_at_the_instant_the_run_ends(clock: FakeClock) -> None:
-    factory = Factory(failures=1000)
-    t0 = clock.now()
-    async with Scheduled(factory, retry_interval=timedelta(minutes=5)) as env:
-        await create(env.client, start_time=t0 + SECOND, payload={"id": 1})
-        await clock.advance(timedelta(hours=1))
-        # Runs for 10 minutes: the retry due at minute 10 meets the end of the
-        # run, so the factory is not called for a run that is over.
-        assert [when - t0 - SECOND for when, _ in factory.calls] == [
-            timedelta(minutes=m) for m in (0, 5)
-        ]
 
 
 async def test_no_retry_after_the_run_ended_before_its_stop_arrives(
