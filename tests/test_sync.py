@@ -884,7 +884,12 @@ async def test_an_unreadable_new_version_stops_it_alike_on_the_stream_and_in_a_r
 async def test_a_failing_background_task_is_logged_and_restarted(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with observed() as watched:
+    # Restarts back off like reconnects. Whole seconds: the fake service rounds a
+    # start time to the second, so a jittered restart would shift "later" by <1 s.
+    exact = Backoff(
+        initial=timedelta(seconds=1), maximum=timedelta(seconds=1), jitter=False
+    )
+    async with observed(backoff=exact) as watched:
         service = watched.service
         service.break_streams_with(RuntimeError("unexpected"))
         await settle()

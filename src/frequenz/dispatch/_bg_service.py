@@ -59,10 +59,6 @@ __all__ = ["DispatchScheduler", "MergeStrategy"]
 
 _logger = logging.getLogger(__name__)
 
-_RESTART_DELAY = timedelta(seconds=1)
-"""How long a crashed internal task waits before it is restarted."""
-
-
 _SPIN = 0.001
 """How close to a due instant the timer stops sleeping and yields instead."""
 
@@ -130,6 +126,7 @@ class DispatchScheduler(BackgroundService):
         self._microgrid_id = MicrogridId(int(microgrid_id))
         self._client = client
         self._clock = clock
+        self._backoff = backoff
         self._lifecycle = Subscribers[str | None, UnboundedReceiver[DispatchEvent]]()
         self._running_state = Subscribers[str | None, RunningStateReceiver]()
         # status: the bookkeeping behind `status`, fed by the sync and the timer.
@@ -553,8 +550,13 @@ class DispatchScheduler(BackgroundService):
                 stalled = wait if 0 <= moved < wait * _STALL_RATIO else 0.0
 
     async def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        # A crashed internal task is reported and restarted, never silently gone.
+        # A crashed internal task is reported and restarted, never silently gone;
+        # the restarts back off like reconnects (a sync that crashes on every list
+        # must not re-list every second, nor a fleet in lock-step).
+        loop = asyncio.get_running_loop()
+        crashes = 0
         while True:
+            started = loop.time()
             try:
                 await run()
                 _logger.error("%s: the %s task ended; restarting it", self, name)
@@ -562,7 +564,10 @@ class DispatchScheduler(BackgroundService):
                 raise
             except Exception:
                 _logger.exception("%s: the %s task failed; restarting it", self, name)
-            await asyncio.sleep(_RESTART_DELAY.total_seconds())
+            if loop.time() - started > self._backoff.maximum.total_seconds():
+                crashes = 0  # it ran for long: a new failure, not a crash loop
+            crashes += 1
+            await asyncio.sleep(self._backoff.delay(crashes))
 
 
 def merge_lifecycle(newer: DispatchEvent, pending: DispatchEvent) -> Any:

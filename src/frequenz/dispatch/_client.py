@@ -95,8 +95,14 @@ _CHANNEL_CONSTRUCTORS: Final = {"insecure_channel": 1, "secure_channel": 2}
 
 @contextlib.contextmanager
 def _extra_channel_options(options: Sequence[tuple[str, int]]) -> Iterator[None]:
-    # frequenz-client-base builds its channel with options of its own and does not
-    # take more; wrap its channel constructors for the (synchronous) connect call.
+    # No supported way to pass channel options exists in the allowed versions:
+    # client-base 0.11's `ChannelOptions` has only port, ssl and keep-alive, and
+    # `parse_grpc_uri` builds the option list itself (keep-alive only, also from
+    # the URL's `keep_alive*` parameters); client-dispatch 1.1's
+    # `DispatchApiClient.__init__` takes no `channel_defaults` at all. So wrap
+    # client-base's channel constructors for the (synchronous) connect call,
+    # keeping its options; tests/integration/test_channel_options.py fails if
+    # client-base stops building its channel through them.
     names = {name for name, _ in options}
     originals: dict[str, Any] = {}
 

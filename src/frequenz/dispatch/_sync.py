@@ -17,15 +17,20 @@ after pages that fit. A single dispatch that cannot be received even alone
 ends the list there: what was listed is reconciled, everything held beyond it
 is kept (`complete=False`), and it is logged. A page token carries its page
 size (the API's `page_size`/`page_token` are a oneof), so shrinking lists again
-from the start; the next sync starts from twice the size that worked. A
-too-large stream message ends the stream like any error: a new cycle re-lists.
+from the start; the next sync starts from twice the size that worked. A stream
+message too large to receive ends the stream (gRPC fails the call with
+`RESOURCE_EXHAUSTED`; its dispatch id cannot be known, the message was never
+decoded): it is logged as one lost event and a new cycle re-lists at once, since
+the full list is the truth. Events received before it were applied already.
 
 Reconnects: after a connection failure the sync waits until the client's gRPC
 channel reports READY (the channel reconnects with its own jittered back-off,
 tuned by `_client.CHANNEL_OPTIONS`), so the re-sync starts as soon as the
 service accepts connections again. Errors on a READY channel (the service
 answers but fails) wait a full-jitter exponential back-off. The log names the
-attempt, cause and next try for the first attempts, then one summary a minute.
+attempt, cause and next try for the first attempts, then one summary a minute
+(also while waiting for the channel), and one line when the sync is back. It
+reads the event loop's clock, the one its sleeps run on.
 
 This talks to the client's gRPC stub rather than its `list()`/`stream()` helpers:
 `stream()` hides reconnects (so a re-sync cannot be triggered), drops messages
@@ -39,10 +44,9 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import deque
-from collections.abc import AsyncIterable, Sequence, Set
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Callable, Sequence, Set
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -111,6 +115,18 @@ class SyncTarget(Protocol):
         """
 
 
+class RandomSource(Protocol):
+    """Where the jitter comes from: `random.Random` has it."""
+
+    def uniform(self, a: float, b: float, /) -> float:
+        """Return a random number between `a` and `b`.
+
+        Args:
+            a: The lower bound.
+            b: The upper bound.
+        """
+
+
 @dataclass(frozen=True, kw_only=True)
 class Backoff:
     """Delays between attempts: exponential, capped, with full jitter."""
@@ -125,6 +141,10 @@ class Backoff:
     """Full jitter (uniform between 0 and the limit); False waits the limit,
     for tests that check exact delays."""
 
+    rng: RandomSource | None = field(default=None, compare=False, repr=False)
+    """The random source of the jitter; None for the module's own. Tests give a
+    stub, to check that every delay is drawn from it."""
+
     def limit(self, failures: int) -> float:
         """Return the longest delay in seconds after consecutive failures.
 
@@ -137,7 +157,7 @@ class Backoff:
         factor = float(2 ** min(max(failures - 1, 0), 16))
         return min(self.initial.total_seconds() * factor, self.maximum.total_seconds())
 
-    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+    def delay(self, failures: int) -> float:
         """Return a delay in seconds after consecutive failures, fully jittered.
 
         Full jitter (uniform between 0 and the limit) keeps a fleet of clients
@@ -145,14 +165,13 @@ class Backoff:
 
         Args:
             failures: Consecutive failed attempts (0 after a clean close).
-            rng: The random source; the module's by default.
 
         Returns:
             The delay in seconds.
         """
         if not self.jitter:
             return self.limit(failures)
-        return (rng or _random).uniform(0.0, self.limit(failures))
+        return (self.rng or _random).uniform(0.0, self.limit(failures))
 
 
 def convert(pb_dispatch: PBDispatch) -> Dispatch | None:
@@ -188,21 +207,32 @@ _DETAILED_ATTEMPTS = 3
 """Attempts of an outage logged one line each before the summaries start."""
 
 
+def _loop_time() -> float:
+    # The event loop's monotonic clock: the one `asyncio.sleep` runs on, so log
+    # intervals and back-off delays agree (and move together on a test's loop).
+    return asyncio.get_running_loop().time()
+
+
 class _OutageLog:
     """Logs an outage: its first attempts in detail, then a summary a minute."""
 
-    def __init__(self, describe_target: str) -> None:
+    def __init__(
+        self, describe_target: str, now: Callable[[], float] = _loop_time
+    ) -> None:
         self._target = describe_target
+        self._now = now
         self._since: float | None = None
         self._last_line = 0.0
         self._unlogged = 0
         self._attempts = 0
+        self._channel_failures = 0
 
     def failed(self, synced_before: bool, cause: str, next_try: str) -> None:
-        now = time.monotonic()
+        now = self._now()
         if self._since is None:
             self._since = now
             self._attempts = 0
+            self._channel_failures = 0
         self._attempts += 1
         if self._attempts > _DETAILED_ATTEMPTS and now - self._last_line < (
             SUMMARY_INTERVAL
@@ -234,17 +264,26 @@ class _OutageLog:
             )
         self._unlogged = 0
 
-    def waiting(self, state: str) -> None:
-        now = time.monotonic()
+    def waiting(self, state: str, failed: bool) -> None:
+        """Note a channel state seen while waiting for it to connect.
+
+        Args:
+            state: The channel's state.
+            failed: Whether the channel just failed a connection attempt.
+        """
+        self._channel_failures += failed
+        now = self._now()
         if self._since is None or now - self._last_line < SUMMARY_INTERVAL:
             return
         self._last_line = now
         _logger.warning(
-            "Still waiting for %s after %.0f s (%d attempts): the channel is %s;"
-            " the sync resumes as soon as it connects",
+            "Still waiting for %s after %.0f s (%d attempts, %d failed connection"
+            " attempts of the channel): the channel is %s; the sync resumes as"
+            " soon as it connects",
             self._target,
             now - self._since,
             self._attempts,
+            self._channel_failures,
             state,
         )
 
@@ -253,12 +292,21 @@ class _OutageLog:
             _logger.info(
                 "Dispatches re-synced from %s after %.1f s and %d failed attempts",
                 self._target,
-                time.monotonic() - self._since,
+                self._now() - self._since,
                 self._attempts,
             )
         self._since = None
         self._attempts = 0
         self._unlogged = 0
+        self._channel_failures = 0
+
+
+class _StreamMessageLost(Exception):
+    """The update stream ended on a message too large to receive."""
+
+    def __init__(self, error: grpc.RpcError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class DispatchSync:
@@ -310,10 +358,14 @@ class DispatchSync:
         while True:
             resyncs_before = self.resyncs
             error: BaseException | None = None
+            lost: grpc.RpcError | None = None
             try:
                 await self._connection_cycle()
                 _logger.info("Dispatch stream closed by the server; reconnecting")
                 self._status.on_disconnected(None)  # status
+            except _StreamMessageLost as raised:
+                lost = raised.error
+                self._status.on_disconnected(lost)  # status
             except (grpc.RpcError, OSError, ConnectionError) as raised:
                 error = raised
                 self._status.on_disconnected(error)  # status
@@ -321,6 +373,14 @@ class DispatchSync:
                 # A cycle that synced counts as a fresh start: the back-off grows
                 # only over attempts that never got through.
                 failures = 0
+            if lost is not None:
+                # Not an outage: service and network work, one message was lost.
+                # Re-list soon; the delay only grows if it recurs before a sync.
+                failures += 1
+                delay = self._backoff.delay(failures)
+                self._log_lost_message(lost, delay)
+                await asyncio.sleep(delay)
+                continue
             if error is None:
                 await asyncio.sleep(self._backoff.delay(0))
                 continue
@@ -338,17 +398,33 @@ class DispatchSync:
             log.failed(self._synced_once, _describe(error), f"in {delay:.1f} s")
             await asyncio.sleep(delay)
 
+    def _log_lost_message(self, error: grpc.RpcError, delay: float) -> None:
+        _logger.error(
+            "A message on the dispatch stream of microgrid %s could not be received"
+            " (%s): one dispatch event is lost (its dispatch id is unknown, the"
+            " message was never decoded) and the stream ended; re-listing every"
+            " dispatch in %.1f s to recover it (events received before it were"
+            " applied)",
+            int(self._microgrid_id),
+            _describe(error),
+            delay,
+        )
+
     async def _wait_ready(self, channel: Any, log: _OutageLog) -> None:
         ready = grpc.ChannelConnectivity.READY
+        failure = grpc.ChannelConnectivity.TRANSIENT_FAILURE
+        previous = None
         while True:
             state = channel.get_state(try_to_connect=True)
             if state == ready:
                 return
+            # The channel reconnects every second or so: every change is a
+            # chance for the once-a-minute summary, not only a minute of silence.
+            log.waiting(state.name, failed=state == failure and previous != failure)
+            previous = state
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SUMMARY_INTERVAL):
                     await channel.wait_for_state_change(state)
-                    continue
-            log.waiting(state.name)
 
     def _on_synced(self) -> None:
         self._synced_once = True
@@ -380,7 +456,7 @@ class DispatchSync:
                 while queue:
                     self._apply(queue.popleft())
                 if reader.done():
-                    reader.result()  # raises what ended the stream, if anything
+                    _stream_result(reader)  # raises what ended it, if anything
                     return
                 arrived.clear()
                 await arrived.wait()
@@ -407,7 +483,7 @@ class DispatchSync:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await confirmed
         if reader.done():
-            reader.result()
+            _stream_result(reader)
 
     async def _list_all(self) -> tuple[list[Dispatch], set[DispatchId], bool]:
         stub = self._client.stub
@@ -499,6 +575,18 @@ async def _read_stream(
             arrived.set()
     finally:
         arrived.set()
+
+
+def _stream_result(reader: asyncio.Task[None]) -> None:
+    """Raise what ended the stream; a message too large as `_StreamMessageLost`."""
+    try:
+        reader.result()
+    except grpc.RpcError as error:
+        # The channel's receive limit covers any dispatch the API can create, but
+        # a server may allow larger ones: gRPC then fails the whole call.
+        if _code(error) == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise _StreamMessageLost(error) from error
+        raise
 
 
 def _update_time(metadata: Any) -> datetime | None:
