@@ -352,3 +352,26 @@ async def test_a_restart_within_a_window_misses_nothing(
                 (True, first + TEN_MINUTES)
             ]
     assert missed_records(caplog) == []
+
+
+async def test_a_scheduler_started_again_writes_the_cache_again(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    scheduler = DispatchScheduler(MICROGRID, client, cache_file=path)
+    scheduler.start()
+    await scheduler.wait_for_initialization(timeout=timedelta(seconds=5))
+    first = await create(client, start_time=clock.now() + timedelta(hours=1))
+    await settle()  # applied, not written yet: stop() writes it
+    await scheduler.stop()
+    assert load(path) == [int(first.id)]
+
+    scheduler.start()
+    try:
+        await elapse(clock, timedelta(seconds=1))
+        second = await create(client, start_time=clock.now() + timedelta(hours=1))
+        await elapse(clock, timedelta(seconds=1))
+    finally:
+        await scheduler.stop()
+    assert load(path) == [int(first.id), int(second.id)]

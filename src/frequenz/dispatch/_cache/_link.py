@@ -90,12 +90,9 @@ class CacheLink:
         self._path = path
         self._microgrid_id = microgrid_id
         self._max_age = max_age
-        self._writer = CacheWriter(
-            name=f"dispatch-cache-{int(microgrid_id)}",
-            clock=clock,
-            flush_interval=flush_interval,
-            max_pending=max_pending,
-        )
+        self._flush_interval = flush_interval
+        self._max_pending = max_pending
+        self._writer = self._new_writer()
         self._opened = False
         self._marking = False
         self._serving = False
@@ -191,12 +188,21 @@ class CacheLink:
         await self._writer.flushed()
 
     async def close(self) -> None:
-        """Write what is pending and close the file."""
+        """Write what is pending and close the file; `load()` may open it again."""
+        writer, self._writer = self._writer, self._new_writer()
+        self._opened = self._marking = self._serving = False
         try:
-            await self._writer.close()
+            await writer.close()
         except Exception:
             _logger.exception("Cannot close the dispatch cache %s", self._path)
-        self._marking = False
+
+    def _new_writer(self) -> CacheWriter:
+        return CacheWriter(
+            name=f"dispatch-cache-{int(self._microgrid_id)}",
+            clock=self._clock,
+            flush_interval=self._flush_interval,
+            max_pending=self._max_pending,
+        )
 
     def _open_and_load(self, now: datetime) -> CachedState | None:
         # On the writer's thread.
