@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 
 from frequenz.dispatch import Dispatcher
 from frequenz.dispatch._bg_service import DispatchScheduler
@@ -227,3 +228,150 @@ async def test_bad_cache_arguments_are_named(api: ApiClientFactory) -> None:
             key="k",
             require_service="yes",  # type: ignore[arg-type]
         )
+
+
+HOURLY = RecurrenceRule(frequency=Frequency.HOURLY, interval=1)
+TEN_MINUTES = timedelta(minutes=10)
+
+
+def missed_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("Missed ")
+    ]
+
+
+async def test_runs_that_closed_while_down_are_missed_once_and_an_open_one_starts_late(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    first = clock.now() + timedelta(minutes=1)
+    await create(client, start_time=first, duration=TEN_MINUTES, recurrence=HOURLY)
+    await write_cache(client, path)  # synced, then the process stops at once
+    stopped_at = clock.now()
+
+    await elapse(clock, timedelta(hours=5, minutes=5))  # no process runs
+    client.service.break_streams()
+    with caplog.at_level(logging.WARNING):
+        async with cached(client, path) as offline:
+            await offline.scheduler.wait_for_initialization(
+                timeout=timedelta(seconds=1)
+            )
+            await settle()
+            started_at = clock.now()
+            # The runs at +0h01 ... +4h01 closed while nothing ran: missed. The
+            # one at +5h01 is still open: started late, with its true end.
+            assert offline.scheduler.status.missed_runs == {"TEST": 5}
+            assert [(m.started, m.until) for m in offline.running_events()] == [
+                (True, first + timedelta(hours=5) + TEN_MINUTES)
+            ]
+            assert missed_records(caplog) == [
+                f"Missed 5 run(s) of 1 dispatch(es): they ended before the process"
+                f" got to them at {started_at.isoformat()} (the process was not"
+                " running: the cached schedule was handled up to"
+                f" {stopped_at.isoformat()})\n"
+                f"  dispatch 1 (type 'TEST'): 5 run(s) missed, from"
+                f" {first.isoformat()} to {(first + timedelta(hours=4)).isoformat()}"
+            ]
+
+            # The service's full list adds nothing: no second start, no second
+            # count, no second record.
+            client.service.reconnect()
+            await advance_until(clock, lambda: offline.scheduler.resyncs == 1)
+            assert offline.running_events() == []
+            assert offline.scheduler.status.missed_runs == {"TEST": 5}
+            await elapse(clock, timedelta(hours=1))
+            assert [m.started for m in offline.running_events()] == [False, True]
+            assert offline.scheduler.status.missed_runs == {"TEST": 5}
+            assert len(missed_records(caplog)) == 1
+
+
+async def test_missed_runs_count_from_when_the_previous_process_last_ran(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    first = clock.now() + timedelta(minutes=1)
+    await create(client, start_time=first, duration=TEN_MINUTES, recurrence=HOURLY)
+    async with cached(client, path) as writer:
+        await writer.scheduler.wait_for_initialization(timeout=timedelta(seconds=5))
+        # It runs three hours after its only full sync, then stops mid-run.
+        await elapse(clock, timedelta(hours=3, minutes=5))
+        assert writer.scheduler.status.missed_runs == {}
+    handled = DispatchCache.open(path, MICROGRID)
+    state = handled.load()
+    handled.close()
+    assert state is not None
+    assert state.synced_at == first - timedelta(minutes=1)
+    # The last instant its schedule was evaluated at: the start at +3h01.
+    assert state.handled_until == first + timedelta(hours=3)
+
+    await elapse(clock, timedelta(hours=2))
+    client.service.break_streams()
+    with caplog.at_level(logging.WARNING):
+        async with cached(client, path) as offline:
+            await offline.scheduler.wait_for_initialization(
+                timeout=timedelta(seconds=1)
+            )
+            await settle()
+            # Only +4h01 closed since: the runs the first process ran (or was
+            # running, +3h01) are not missed.
+            assert offline.scheduler.status.missed_runs == {"TEST": 1}
+            assert [(m.started, m.until) for m in offline.running_events()] == [
+                (True, first + timedelta(hours=5) + TEN_MINUTES)
+            ]
+    [record] = missed_records(caplog)
+    assert f"1 run(s) missed, from {(first + timedelta(hours=4)).isoformat()}" in (
+        record
+    )
+
+
+async def test_a_restart_within_a_window_misses_nothing(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    first = clock.now() + timedelta(minutes=1)
+    await create(client, start_time=first, duration=TEN_MINUTES, recurrence=HOURLY)
+    async with cached(client, path) as writer:
+        await writer.scheduler.wait_for_initialization(timeout=timedelta(seconds=5))
+        await elapse(clock, timedelta(minutes=3))
+    await elapse(clock, timedelta(minutes=2))
+    client.service.break_streams()
+    with caplog.at_level(logging.WARNING):
+        async with cached(client, path) as offline:
+            await offline.scheduler.wait_for_initialization(
+                timeout=timedelta(seconds=1)
+            )
+            await settle()
+            assert offline.scheduler.status.missed_runs == {}
+            # The run the first process started goes on, with its true end.
+            assert [(m.started, m.until) for m in offline.running_events()] == [
+                (True, first + TEN_MINUTES)
+            ]
+    assert missed_records(caplog) == []
+
+
+async def test_a_scheduler_started_again_writes_the_cache_again(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    client = ControllableClient()
+    scheduler = DispatchScheduler(MICROGRID, client, cache_file=path)
+    scheduler.start()
+    await scheduler.wait_for_initialization(timeout=timedelta(seconds=5))
+    first = await create(client, start_time=clock.now() + timedelta(hours=1))
+    await settle()  # applied, not written yet: stop() writes it
+    await scheduler.stop()
+    assert load(path) == [int(first.id)]
+
+    scheduler.start()
+    try:
+        await elapse(clock, timedelta(seconds=1))
+        second = await create(client, start_time=clock.now() + timedelta(hours=1))
+        await elapse(clock, timedelta(seconds=1))
+    finally:
+        await scheduler.stop()
+    assert load(path) == [int(first.id), int(second.id)]

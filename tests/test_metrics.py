@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -78,6 +80,7 @@ async def test_status_fields_as_gauges_and_counters(
     ) == pytest.approx((clock.now() + MINUTE).timestamp())
     # Nothing went wrong yet: no timestamp rather than a fake 0.
     assert value(registry, "frequenz_dispatch_last_error_timestamp_seconds") is None
+    assert value(registry, "frequenz_dispatch_cache_synced_timestamp_seconds") is None
     assert value(registry, "frequenz_dispatch_resyncs_total") == 0.0
     assert value(registry, "frequenz_dispatch_sync_duration_seconds_count") == 0.0
 
@@ -99,6 +102,28 @@ async def test_status_fields_as_gauges_and_counters(
     assert "# TYPE frequenz_dispatch_resyncs_total counter" in text
     assert "# TYPE frequenz_dispatch_event_lateness_seconds histogram" in text
     assert 'frequenz_dispatch_dispatches{microgrid_id="1"} 2.0' in text
+
+
+async def test_the_cache_started_from_is_exported(
+    clock: FakeClock, fake: ControllableClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    await create(fake, type="A", start_time=clock.now() + MINUTE)
+    options: dict[str, Any] = {"server_url": URL, "key": "k", "clock": clock.now}
+    async with Dispatcher(microgrid_id=1, cache_file=path, **options) as online:
+        synced_at = online.status.last_full_sync
+    assert synced_at is not None
+    await elapse(clock, 10 * MINUTE)
+    fake.service.break_streams()
+    registry = CollectorRegistry()
+    offline = Dispatcher(microgrid_id=1, cache_file=path, **options)
+    metrics.register(offline, registry)
+    async with offline:
+        await settle()
+        assert value(registry, "frequenz_dispatch_state_source", source="cache") == 1
+        assert value(
+            registry, "frequenz_dispatch_cache_synced_timestamp_seconds"
+        ) == pytest.approx(synced_at.timestamp())
 
 
 async def test_event_lateness_histogram(

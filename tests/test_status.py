@@ -23,8 +23,10 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch import Dispatcher, DispatcherStatus, StateSource
 from frequenz.dispatch import _dispatcher as dispatcher_module
 from frequenz.dispatch._bg_service import DispatchScheduler
+from frequenz.dispatch._commands import watch
 from frequenz.dispatch.testing import FakeClock, settle
 
+from .conftest import START
 from .fake_service import ControllableClient
 from .helpers import MICROGRID, create, make_dispatch
 
@@ -246,8 +248,11 @@ async def test_source_is_cache_until_the_service_answers(
     writer = DispatchScheduler(MICROGRID, client, clock=clock.now, cache_file=path)
     writer.start()
     await writer.wait_for_initialization()
+    synced_at = writer.status.last_full_sync
+    assert synced_at is not None and writer.status.cache_synced_at is None
     await writer.stop()
 
+    await elapse(clock, 5 * MINUTE)
     client.service.break_streams()  # unreachable from now on
     offline = DispatchScheduler(MICROGRID, client, clock=clock.now, cache_file=path)
     offline.start()
@@ -258,9 +263,38 @@ async def test_source_is_cache_until_the_service_answers(
         assert status.source is StateSource.CACHE and status.ready
         assert not status.connected and status.last_full_sync is None
         assert status.dispatches == 1 and status.running == {"A": 1}
+        assert status.cache_synced_at == synced_at
+        assert status.cache_age(clock.now()) == 5 * MINUTE
+        await elapse(clock, MINUTE)
+        assert offline.status.cache_age(clock.now()) == 6 * MINUTE
         client.service.reconnect()
         await elapse(clock, timedelta(seconds=31))
-        assert offline.status.source is StateSource.SERVICE
-        assert offline.status.connected
+        status = offline.status
+        assert status.source is StateSource.SERVICE and status.connected
+        # What the dispatcher started from stays visible.
+        assert status.cache_synced_at == synced_at
     finally:
         await offline.stop()
+
+
+def test_cache_age_is_none_without_a_cache() -> None:
+    status = DispatcherStatus(microgrid_id=1, connected=True, source=StateSource.NONE)
+    assert status.cache_age(START) is None
+    cached = dataclasses.replace(
+        status, source=StateSource.CACHE, cache_synced_at=START - MINUTE
+    )
+    assert cached.cache_age(START) == MINUTE
+
+
+def test_watch_header_shows_the_cache_age_while_serving_from_it() -> None:
+    status = DispatcherStatus(
+        microgrid_id=1,
+        connected=False,
+        source=StateSource.CACHE,
+        cache_synced_at=START - timedelta(hours=2),
+        dispatches=3,
+    )
+    line = watch.header(status, START)
+    assert "from cache synced 2026-01-05 10:00:00Z (7200 s old)" in line
+    served = dataclasses.replace(status, source=StateSource.SERVICE, connected=True)
+    assert "from cache" not in watch.header(served, START)

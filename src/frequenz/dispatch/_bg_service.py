@@ -38,6 +38,7 @@ from frequenz.sdk.actor import BackgroundService
 from typing_extensions import override
 
 from ._api import DispatchApi
+from ._cache import CachedState
 from ._cache._link import CacheLink, check_cache_options
 from ._clock import Clock, wall_clock
 from ._delivery import KEEP_BOTH, Subscribers, UnboundedReceiver
@@ -46,12 +47,7 @@ from ._event import Created, Deleted, DispatchEvent, Updated
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
 from ._schedule import Change, Schedule
-from ._status import (
-    DispatcherStatus,
-    LatestStatusReceiver,
-    ScheduleFacts,
-    StateSource,
-)
+from ._status import DispatcherStatus, LatestStatusReceiver, ScheduleFacts
 from ._status import StatusRecorder as _StatusRecorder
 from ._sync import DEFAULT_BACKOFF, Backoff, DispatchSync
 
@@ -151,7 +147,6 @@ class DispatchScheduler(BackgroundService):
                 cache_path, self._microgrid_id, max_age=cache_max_age, clock=clock
             )
         )
-        self._serving_from_cache = False
 
     @property
     def microgrid_id(self) -> MicrogridId:
@@ -205,7 +200,7 @@ class DispatchScheduler(BackgroundService):
             self._status.on_disconnected(None)  # status: stopped, not an error
             self._status.close()
             if self._cache is not None:
-                self._cache.close()
+                await self._cache.close()  # writes what is pending first
 
     async def wait_for_initialization(self, timeout: timedelta | None = None) -> None:
         """Wait until the first full sync with the service is done.
@@ -355,7 +350,8 @@ class DispatchScheduler(BackgroundService):
                 len(self._schedule),
             )
             self._initialized.set()
-        self._cache_after_full_sync()
+        if self._cache is not None:
+            self._cache.synced(self._schedule.dispatches())
 
     def apply(self, event: Event, dispatch: Dispatch) -> None:
         """Apply one event from the update stream.
@@ -376,7 +372,8 @@ class DispatchScheduler(BackgroundService):
             _logger.warning("Ignoring %s event for dispatch %s", event, dispatch.id)
         self._rearm.set()
         self._status.changed()  # status: the dispatches held may have changed
-        self._cache_after_change(dispatch.id)
+        if self._cache is not None:
+            self._cache.changed(dispatch.id, self._schedule.get(dispatch.id))
 
     # Offline cache (issue 12)
 
@@ -387,49 +384,27 @@ class DispatchScheduler(BackgroundService):
         return None if loaded is None else loaded.age
 
     async def _run_sync(self) -> None:
-        self._start_from_cache()
+        if self._cache is not None and (state := await self._cache.load()):
+            self._resume(state)
         await self._sync.run()
 
-    def _start_from_cache(self) -> None:
-        if self._cache is None or (state := self._cache.load()) is None:
-            return
+    def _resume(self, state: CachedState) -> None:
         # Like a reconcile of the cached list, except that it writes nothing back
-        # and (with `require_service`) leaves the wait for the service alone.
+        # and (with `require_service`) leaves the wait for the service alone. The
+        # runs that closed while no process handled them are missed, as after a
+        # clock jump; a reconcile later counts nothing again (it is no catch-up).
         now = self._advance()
         for dispatch in state.dispatches:
-            self._upsert(dispatch, now)
-        self._rearm.set()
-        self._serving_from_cache = True
-        self._status.set_source(StateSource.CACHE)  # status: the state is cached
-        _logger.warning(
-            "Microgrid %s: running the schedule from the dispatch cache (%d"
-            " dispatches, age %s) until the service is reached",
-            int(self._microgrid_id),
-            len(state.dispatches),
-            state.age,
+            self._upsert(dispatch, now, handled_until=state.handled_until)
+        self._schedule.log_missed(
+            now,
+            "the process was not running: the cached schedule was handled up to"
+            f" {state.handled_until.isoformat()}",
         )
+        self._rearm.set()
+        self._status.on_cache_loaded(state.synced_at)  # status: the state is cached
         if not self._require_service:
             self._initialized.set()
-
-    def _cache_after_full_sync(self) -> None:
-        if self._cache is None:
-            return
-        if self._serving_from_cache:
-            self._serving_from_cache = False
-            _logger.info(
-                "Microgrid %s: the schedule from the cache is now reconciled with"
-                " the service",
-                int(self._microgrid_id),
-            )
-        self._cache.synced(
-            dispatch
-            for dispatch_id in self._schedule.ids()
-            if (dispatch := self._schedule.get(dispatch_id)) is not None
-        )
-
-    def _cache_after_change(self, dispatch_id: DispatchId) -> None:
-        if self._cache is not None:
-            self._cache.changed(dispatch_id, self._schedule.get(dispatch_id))
 
     def apply_unreadable(
         self, event: Event, dispatch_id: DispatchId, update_time: datetime | None
@@ -466,10 +441,17 @@ class DispatchScheduler(BackgroundService):
         now = self._clock()
         with self._status.due_events():  # status: these events were scheduled
             self._schedule.advance(now)
+        if self._cache is not None:
+            self._cache.handled(now)  # a restart counts missed runs from here
         return now
 
     def _upsert(
-        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+        self,
+        dispatch: Dispatch,
+        now: datetime,
+        *,
+        authoritative: bool = False,
+        handled_until: datetime | None = None,
     ) -> None:
         held = self._schedule.get(dispatch.id)
         if held is not None and held.create_time != dispatch.create_time:
@@ -477,7 +459,9 @@ class DispatchScheduler(BackgroundService):
                 return  # a late event of an older incarnation of this id
             # The id was reused after the service lost its data: another dispatch.
             self._remove(dispatch.id, None)
-        change = self._schedule.upsert(dispatch, now, authoritative=authoritative)
+        change = self._schedule.upsert(
+            dispatch, now, authoritative=authoritative, handled_until=handled_until
+        )
         if change is Change.CREATED:
             self._send_lifecycle(Created(dispatch))
         elif change is Change.UPDATED:

@@ -255,8 +255,10 @@ class Dispatcher(BackgroundService):
                 `frequenz.dispatch.testing.FakeClock.now`.
             cache_file: A file to keep the microgrid's dispatches in. At start-up
                 a usable cache is loaded at once and the schedule runs from it
-                (`async with` returns) while the service is unreachable; after
-                every sync and change it is written. None keeps no cache.
+                (`async with` returns) while the service is unreachable; runs
+                that closed while no process ran are missed runs. After every
+                sync and change it is written, on a worker thread of its own.
+                None keeps no cache.
             require_service: With a cache, still wait for the first sync with
                 the service before `async with` / `wait_for_initialization()`
                 return.

@@ -92,23 +92,31 @@ def _reconfigures(old: Dispatch, new: Dispatch) -> bool:
     )
 
 
+CAUGHT_UP: Final = "it was suspended or blocked, or the wall clock jumped"
+"""Why runs are missed in a catch-up of the running process (for the log)."""
+
+
 class _MissedRuns:
     """The log message of one catch-up: a line per dispatch, built when logged."""
 
-    __slots__ = ("_missed", "_now")
+    __slots__ = ("_cause", "_missed", "_now")
 
     def __init__(
-        self, now: datetime, missed: list[tuple[int, str, int, datetime, datetime]]
+        self,
+        now: datetime,
+        missed: list[tuple[int, str, int, datetime, datetime]],
+        cause: str,
     ) -> None:
         self._now = now
         self._missed = missed
+        self._cause = cause
 
     def __str__(self) -> str:
         total = sum(count for _, _, count, _, _ in self._missed)
         lines = [
             f"Missed {total} run(s) of {len(self._missed)} dispatch(es): they ended "
-            f"before the process got to them at {self._now.isoformat()} (it was "
-            "suspended or blocked, or the wall clock jumped)"
+            f"before the process got to them at {self._now.isoformat()} "
+            f"({self._cause})"
         ]
         lines.extend(
             f"  dispatch {dispatch_id} (type {dispatch_type!r}): {count} run(s) "
@@ -253,7 +261,12 @@ class Schedule:
         self._tombstones.clear()
 
     def upsert(
-        self, dispatch: Dispatch, now: datetime, *, authoritative: bool = False
+        self,
+        dispatch: Dispatch,
+        now: datetime,
+        *,
+        authoritative: bool = False,
+        handled_until: datetime | None = None,
     ) -> Change:
         """Add a dispatch, or replace the version held.
 
@@ -272,6 +285,12 @@ class Schedule:
                 truth: it replaces the held one whatever its `update_time`, and
                 a deletion remembered for the id does not reject it. A stream
                 event (False) older than the state held is rejected.
+            handled_until: For a dispatch not held yet that a previous process
+                held (loaded from the offline cache): the instant that process
+                had handled its runs up to. The dispatch is then caught up from
+                there like after a clock jump: the runs that closed since are
+                missed (counted, and logged by the next `log_missed`), a window
+                still open is started late. Ignored for a dispatch held already.
 
         Returns:
             What the change did.
@@ -303,7 +322,10 @@ class Schedule:
         if entry is None:
             entry = _Entry(dispatch)
             self._entries[dispatch.id] = entry
-            self._evaluate(entry, now, reconfigure=False, catching_up=False)
+            resumed = handled_until is not None and handled_until < now
+            if resumed:
+                entry.seen = handled_until
+            self._evaluate(entry, now, reconfigure=False, catching_up=resumed)
             return Change.CREATED
 
         old = entry.dispatch
@@ -408,11 +430,31 @@ class Schedule:
             return
         with gc_paused():
             self._advance(now)
+        self.log_missed(now, CAUGHT_UP)
+
+    def log_missed(self, now: datetime, cause: str) -> None:
+        """Log the runs counted missed since the last record, as one warning.
+
+        `advance` calls it after every catch-up; after upserts with
+        `handled_until`, the caller does.
+
+        Args:
+            now: The instant the runs were found missed at.
+            cause: Why the process got to them late, for the message.
+        """
         if self._catch_up:
             # One record per catch-up, one line per dispatch in it: a week-long
             # suspend with thousands of dispatches must not cost a log call each.
-            _logger.warning("%s", _MissedRuns(now, self._catch_up))
+            _logger.warning("%s", _MissedRuns(now, self._catch_up, cause))
             self._catch_up = []
+
+    def dispatches(self) -> list[Dispatch]:
+        """Return the versions held of every dispatch (a new list).
+
+        Returns:
+            The dispatches.
+        """
+        return [entry.dispatch for entry in self._entries.values()]
 
     def _observe(self, now: datetime) -> datetime:
         # Returns the instant to evaluate at: `now`, unless the clock went back

@@ -107,6 +107,29 @@ class DispatcherStatus:
     next_change: datetime | None = None
     """The next instant at which a dispatch starts or stops, if any."""
 
+    cache_synced_at: datetime | None = None
+    """The instant of the full sync with the service whose dispatches the offline
+    cache held when this dispatcher started from it; None if it did not start
+    from a cache. It stays after the service answers: `source` tells whether
+    the state still comes from the cache. See `cache_age`."""
+
+    def cache_age(self, now: datetime) -> timedelta | None:
+        """How old the cached state the dispatcher started from is at `now`.
+
+        A method rather than a field, like `is_healthy`: the age grows while
+        the snapshot stays the same.
+
+        Args:
+            now: The current time (timezone-aware).
+
+        Returns:
+            `now - cache_synced_at`, or None if the dispatcher did not start
+                from a cache.
+        """
+        if self.cache_synced_at is None:
+            return None
+        return now - self.cache_synced_at
+
     @property
     def ready(self) -> bool:
         """Whether the dispatcher holds a state to act on (from the service or cache).
@@ -295,6 +318,14 @@ class StatusRecorder:
             source: The source.
         """
         self._update(source=StateSource(source))
+
+    def on_cache_loaded(self, synced_at: datetime) -> None:
+        """Record that the state comes from the offline cache, synced then.
+
+        Args:
+            synced_at: The instant of the full sync the cache holds.
+        """
+        self._update(source=StateSource.CACHE, cache_synced_at=synced_at)
 
     def on_missed(self, dispatch_type: str, count: int) -> None:
         """Count runs missed by dispatches of a type.

@@ -16,6 +16,7 @@
 | `frequenz_dispatch_last_error_timestamp_seconds` | gauge | last error (Unix time) |
 | `frequenz_dispatch_disconnected_since_timestamp_seconds` | gauge | start of the current outage |
 | `frequenz_dispatch_next_change_timestamp_seconds` | gauge | next scheduled start or stop |
+| `frequenz_dispatch_cache_synced_timestamp_seconds` | gauge | the sync the offline cache started from held (Unix time) |
 | `frequenz_dispatch_dispatches` | gauge | dispatches held |
 | `frequenz_dispatch_running_dispatches{type}` | gauge | dispatches running now |
 | `frequenz_dispatch_resyncs_total` | counter | full lists after the first |
@@ -25,8 +26,12 @@
 | `frequenz_dispatch_event_lateness_seconds{type}` | histogram | scheduled instant to delivery of each start/stop |
 | `frequenz_dispatch_sync_duration_seconds` | histogram | each full list and its reconciliation |
 
-Timestamps of things that did not happen (no error yet) are left out rather than
-exported as 0. The gauges and counters are read from the latest published
+Timestamps of things that did not happen (no error yet, no start from a cache)
+are left out rather than exported as 0. The cache's age is `time() -
+frequenz_dispatch_cache_synced_timestamp_seconds` in PromQL (a timestamp rather
+than an age gauge: reading "now" at scrape time would read the dispatcher's
+clock from the HTTP server's thread); it matters while `state_source{source=
+"cache"}` is 1. The gauges and counters are read from the latest published
 status at scrape time, so scraping from the HTTP server's thread never touches
 the event loop's state.
 
@@ -269,6 +274,7 @@ class _RegistryMetrics(Collector):
                 ("last_error_timestamp_seconds", status.last_error_at),
                 ("disconnected_since_timestamp_seconds", status.disconnected_since),
                 ("next_change_timestamp_seconds", status.next_change),
+                ("cache_synced_timestamp_seconds", status.cache_synced_at),
             ):
                 if instant is not None:
                     gauges[name].add_metric([mid], _unix(instant))
@@ -298,6 +304,11 @@ _GAUGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (),
     ),
     ("next_change_timestamp_seconds", "The next scheduled start or stop.", ()),
+    (
+        "cache_synced_timestamp_seconds",
+        "When the full sync held by the offline cache started from happened.",
+        (),
+    ),
     ("dispatches", "Dispatches held.", ()),
     ("running_dispatches", "Dispatches running now.", ("type",)),
 )

@@ -24,6 +24,17 @@ Stream changes are collected in memory and written together, at most every
 `flush_interval` or as soon as `max_pending` are waiting, so a burst of thousands
 of changes costs a few transactions. A full sync writes only what differs from
 what the file holds.
+
+Besides the dispatches, every write records two instants: `synced_at`, the last
+full sync with the service the dispatches come from, and `handled_until`, the
+last instant the writing process had brought its schedule to (see
+`CachedState.handled_until`). A process that starts from the file counts the
+runs that closed after `handled_until` as missed.
+
+The store is synchronous and not thread-safe: one thread at a time may use it
+(the scheduler's `CacheLink` uses it from one worker thread only). Every method
+that reads the clock also takes the instant as an argument, so that such a
+thread never has to call the caller's clock.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
@@ -125,6 +136,12 @@ class CachedState:
 
     age: timedelta
     """How long ago that was, when the cache was loaded."""
+
+    handled_until: datetime
+    """The last instant the process that wrote the file had evaluated its
+    schedule at (its runs up to then were sent or counted missed by it), as
+    recorded with its last write; the sync instant for a file that has no such
+    record. Never before `synced_at` nor after the instant of the load."""
 
 
 class DispatchCache:
@@ -236,11 +253,14 @@ class DispatchCache:
         """How many recorded changes wait to be written."""
         return len(self._pending)
 
-    def load(self, max_age: timedelta | None = None) -> CachedState | None:
+    def load(
+        self, max_age: timedelta | None = None, *, now: datetime | None = None
+    ) -> CachedState | None:
         """Read the cached dispatches.
 
         Args:
             max_age: Refuse a cache whose last full sync is older than this.
+            now: The current time; read from the clock if None.
 
         Returns:
             The cached state, or None when there is none to act on: no full sync
@@ -248,14 +268,20 @@ class DispatchCache:
                 (both moved aside), or it is older than `max_age`.
         """
         db = self._connection()
-        now = self._clock()
+        now = self._clock() if now is None else now
         try:
+            handled_text = _meta(db, "handled_until")
             synced_text = _meta(db, "synced_at")
             if synced_text is None:
                 return None
             synced_at = datetime.fromisoformat(synced_text)
             if synced_at.tzinfo is None:
                 raise _Rejected("corrupt", f"naive sync instant {synced_text!r}")
+            handled_until = (
+                synced_at
+                if handled_text is None
+                else max(synced_at, min(_aware(handled_text), now))
+            )
             if synced_at > now + FUTURE_TOLERANCE:
                 raise _Rejected(
                     "future",
@@ -283,9 +309,16 @@ class DispatchCache:
             )
             return None
         self._written = {int(dispatch.id): dispatch for dispatch in dispatches}
-        return CachedState(dispatches, synced_at, age)
+        return CachedState(dispatches, synced_at, age, handled_until)
 
-    def replace_all(self, dispatches: Iterable[Dispatch], synced_at: datetime) -> None:
+    def replace_all(
+        self,
+        dispatches: Iterable[Dispatch],
+        synced_at: datetime,
+        *,
+        handled_until: datetime | None = None,
+        at: datetime | None = None,
+    ) -> bool:
         """Make the file hold exactly these dispatches, synced at this instant.
 
         One transaction; changes recorded and not yet written are superseded.
@@ -294,6 +327,13 @@ class DispatchCache:
         Args:
             dispatches: Every dispatch held after a full sync.
             synced_at: When the full sync happened.
+            handled_until: The instant the schedule was evaluated at last; the
+                sync instant if None.
+            at: The current time, recorded as the write's instant; read from
+                the clock if None.
+
+        Returns:
+            Whether the write was committed (a failure is logged).
 
         Raises:
             ValueError: If `synced_at` is naive.
@@ -325,9 +365,12 @@ class DispatchCache:
             db.executemany(_UPSERT, map(encode, upserts))
             _set_meta(db, "synced_at", synced_at.isoformat())
 
+        handled = synced_at if handled_until is None else handled_until
         with gc_paused():
-            if self._transaction(write):
-                self._written = wanted
+            committed = self._transaction(write, at, handled)
+        if committed:
+            self._written = wanted
+        return committed
 
     def record_upsert(self, dispatch: Dispatch) -> None:
         """Record a dispatch created or changed by the stream (written batched).
@@ -357,30 +400,56 @@ class DispatchCache:
             return 0
         pending = self._pending
         self._pending = {}
+        if not self.write_changes(pending):
+            pending.update(self._pending)
+            self._pending = pending
+            return 0
+        return len(pending)
+
+    def write_changes(
+        self,
+        changes: Mapping[int, Dispatch | None],
+        *,
+        handled_until: datetime | None = None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Write stream changes (and the instants) in one transaction, now.
+
+        Changes recorded with `record_upsert`/`record_delete` and not flushed
+        yet are left alone: this is for a caller that batches them itself.
+
+        Args:
+            changes: Per dispatch id, the version now held, or None if deleted.
+            handled_until: The instant the schedule was evaluated at last, if
+                known.
+            at: The current time, recorded as the write's instant; read from
+                the clock if None.
+
+        Returns:
+            Whether the write was committed (a failure is logged).
+        """
         written = self._written
         upserts = [
             dispatch
-            for key, dispatch in pending.items()
+            for key, dispatch in changes.items()
             if dispatch is not None
             and (written is None or written.get(key) is not dispatch)
         ]
-        deletes = [(key,) for key, dispatch in pending.items() if dispatch is None]
+        deletes = [(key,) for key, dispatch in changes.items() if dispatch is None]
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany(_UPSERT, map(encode, upserts))
             db.executemany("DELETE FROM dispatches WHERE id = ?", deletes)
 
-        if not self._transaction(write):
-            pending.update(self._pending)
-            self._pending = pending
-            return 0
+        if not self._transaction(write, at, handled_until):
+            return False
         if self._written is not None:
-            for key, dispatch in pending.items():
+            for key, dispatch in changes.items():
                 if dispatch is None:
                     self._written.pop(key, None)
                 else:
                     self._written[key] = dispatch
-        return len(pending)
+        return True
 
     def close(self) -> None:
         """Write what is pending and close the file; later changes are ignored."""
@@ -425,13 +494,21 @@ class DispatchCache:
             raise RuntimeError(f"dispatch cache {self._path} is closed")
         return self._db
 
-    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> bool:
+    def _transaction(
+        self,
+        write: Callable[[sqlite3.Connection], None],
+        at: datetime | None = None,
+        handled_until: datetime | None = None,
+    ) -> bool:
         db = self._connection()
+        at = self._clock() if at is None else at
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 write(db)
-                _set_meta(db, "written_at", self._clock().isoformat())
+                _set_meta(db, "written_at", at.isoformat())
+                if handled_until is not None:
+                    _set_meta(db, "handled_until", handled_until.isoformat())
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -598,6 +675,13 @@ def _quick_check(db: sqlite3.Connection) -> None:
     problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
     if problems != ["ok"]:
         raise _Rejected("corrupt", "; ".join(map(str, problems)))
+
+
+def _aware(text: str) -> datetime:
+    instant = datetime.fromisoformat(text)
+    if instant.tzinfo is None:
+        raise _Rejected("corrupt", f"naive instant {text!r}")
+    return instant
 
 
 def _meta(db: sqlite3.Connection, key: str) -> str | None:

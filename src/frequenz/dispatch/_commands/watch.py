@@ -23,7 +23,7 @@ from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 
 from .._dispatch import Dispatch
 from .._dispatcher import Dispatcher
-from .._status import DispatcherStatus
+from .._status import DispatcherStatus, StateSource
 from ._common import (
     CommandError,
     add_connection_arguments,
@@ -246,6 +246,10 @@ def header(status: DispatcherStatus, now: datetime) -> str:
     if status.last_full_sync is not None:
         ago = (now - status.last_full_sync).total_seconds()
         parts.append(f"last sync {_clock(status.last_full_sync)} ({ago:.0f} s ago)")
+    cached = status.cache_synced_at
+    if status.source is StateSource.CACHE and cached is not None:
+        age = (now - cached).total_seconds()
+        parts.append(f"from cache synced {_clock(cached)} ({age:.0f} s old)")
     parts.append(f"{status.dispatches} dispatches")
     running = sum(status.running.values())
     parts.append(f"{running} running")
@@ -273,9 +277,9 @@ class _PlainView:
         self._print(datetime.now(timezone.utc), f"problem: {text}")
 
     def show(self, status: DispatcherStatus, rows: list[Row], now: datetime) -> None:
-        # The header's "s ago" changes every second: compare without it.
+        # The header's "s ago" and "s old" change every second: compare without.
         line = header(status, now)
-        key = header(status, status.last_full_sync or now)
+        key = header(status, status.last_full_sync or status.cache_synced_at or now)
         if key != self._header:
             self._header = key
             self._print(now, line)

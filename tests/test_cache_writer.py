@@ -1,0 +1,172 @@
+# License: MIT
+# Copyright © 2026 Frequenz Energy-as-a-Service GmbH
+
+"""The cache link's writes: on one worker thread, in order, batched, flushed.
+
+These run on a real event loop (`asyncio.run` inside a plain test), since the
+fake loop runs a worker job at once and waits for it. A job is held on its
+thread by a `threading.Event` the test sets, never by a sleep, so what is
+recorded while it runs is known exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frequenz.client.common.microgrid import MicrogridId
+from frequenz.client.dispatch.types import DispatchId
+
+from frequenz.dispatch._cache import DispatchCache
+from frequenz.dispatch._cache._link import CacheLink
+
+from .cache_helpers import BASE, generation
+
+NOW = BASE + timedelta(minutes=5)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+class Gate:
+    """Holds every full-sync write on the worker thread until opened."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = threading.Event()
+        self.entered = threading.Event()
+        self.threads: list[str] = []
+        replace_all = DispatchCache.replace_all
+
+        def held(cache: DispatchCache, *args: Any, **kwargs: Any) -> bool:
+            self.threads.append(threading.current_thread().name)
+            self.entered.set()
+            assert self.opened.wait(timeout=30), "the test never opened the gate"
+            return replace_all(cache, *args, **kwargs)
+
+        monkeypatch.setattr(DispatchCache, "replace_all", held)
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
+    """Full-sync writes wait for `gate.opened`."""
+    return Gate(monkeypatch)
+
+
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every COMMIT the store's connections execute."""
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    yield statements
+
+
+def count_commits(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.strip().upper() == "COMMIT")
+
+
+def new_link(path: Path) -> CacheLink:
+    return CacheLink(path, MicrogridId(1), max_age=None, clock=clock)
+
+
+def load(path: Path) -> list[Any]:
+    cache = DispatchCache.open(path, 1, clock=clock)
+    state = cache.load()
+    cache.close()
+    assert state is not None
+    return state.dispatches
+
+
+async def wait_on_loop(event: threading.Event) -> None:
+    # Waited for on another thread: the loop goes on meanwhile.
+    assert await asyncio.to_thread(event.wait, 30)
+
+
+def test_a_full_sync_is_written_on_the_worker_thread_and_changes_follow_in_one_batch(
+    tmp_path: Path, gate: Gate, commits: list[str]
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+
+    async def main() -> None:
+        link = new_link(path)
+        assert await link.load() is None  # a new file
+        before = count_commits(commits)
+        link.synced(generation(3000, 1))
+        # Written on the loop, this would wait for the gate forever.
+        await wait_on_loop(gate.entered)
+        # The write is held on its thread; the loop goes on and records more.
+        for dispatch in generation(3000, 2):
+            link.changed(dispatch.id, dispatch)
+        for dispatch_id in range(1, 1001):
+            link.changed(DispatchId(dispatch_id), None)
+        assert count_commits(commits) == before
+        gate.opened.set()
+        await link.close()  # waits for the write, then writes the changes
+        # One transaction for the sync, one for 4,000 changes of 3,000 ids.
+        assert count_commits(commits) - before == 2
+
+    asyncio.run(main())
+    assert gate.threads == ["dispatch-cache-1_0"]
+    assert threading.main_thread().name not in gate.threads
+    assert load(path) == generation(2000, 2, first_id=1001)
+
+
+def test_a_full_sync_supersedes_the_changes_recorded_before_it(
+    tmp_path: Path, gate: Gate
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+
+    async def main() -> None:
+        link = new_link(path)
+        await link.load()
+        link.synced(generation(5, 1))
+        await wait_on_loop(gate.entered)
+        for dispatch in generation(5, 2, first_id=100):
+            link.changed(dispatch.id, dispatch)
+        link.synced(generation(3, 3))  # the truth: replaces what waits
+        gate.opened.set()
+        await link.close()
+
+    asyncio.run(main())
+    assert gate.threads == ["dispatch-cache-1_0"] * 2
+    assert load(path) == generation(3, 3)
+
+
+def test_close_writes_what_waits_for_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+
+    async def main() -> None:
+        link = CacheLink(
+            path,
+            MicrogridId(1),
+            max_age=None,
+            clock=clock,
+            flush_interval=timedelta(hours=1),
+        )
+        await link.load()
+        link.synced(generation(2, 1))
+        await link.flushed()
+        link.changed(generation(1, 2)[0].id, generation(1, 2)[0])
+        link.changed(generation(2, 1)[1].id, None)
+        link.handled(NOW)
+        await link.close()  # long before the interval
+
+    asyncio.run(main())
+    assert load(path) == generation(1, 2)
+    cache = DispatchCache.open(path, 1, clock=lambda: NOW + timedelta(hours=1))
+    state = cache.load()
+    cache.close()
+    assert state is not None and state.handled_until == NOW
