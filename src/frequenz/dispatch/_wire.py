@@ -101,13 +101,13 @@ def dispatch_from_protobuf(pb_dispatch: PBDispatch) -> Dispatch:
         # release move it, fall back to the client's public converter.
         return Dispatch(ClientDispatch.from_protobuf(pb_dispatch))
     try:
-        return Dispatch.from_fields(_fields(pb_dispatch))
+        return _convert(pb_dispatch)
     except Exception as error:
         # Only on failure: convert field by field to name the one at fault.
         raise ValueError(f"field {_culprit(pb_dispatch)}: {error}") from error
 
 
-def _fields(pb_dispatch: PBDispatch) -> dict[str, Any]:
+def _convert(pb_dispatch: PBDispatch) -> Dispatch:
     metadata = pb_dispatch.metadata
     data = pb_dispatch.data
     recurrence = data.recurrence
@@ -117,29 +117,20 @@ def _fields(pb_dispatch: PBDispatch) -> dict[str, Any]:
         if metadata.update_time == metadata.create_time
         else to_datetime(metadata.update_time)
     )
-    fields: dict[str, Any] = {
-        "id": DispatchId(metadata.dispatch_id),
-        "type": sys.intern(data.type),
-        "start_time": to_datetime(data.start_time),
-        "duration": (
-            timedelta(seconds=data.duration) if data.HasField("duration") else None
-        ),
-        "target": _targets.get(data.target),
-        "active": data.is_active,
-        "dry_run": data.is_dry_run,
-        "payload": _payloads.get(data.payload)
-        if data.payload.fields
-        else _EMPTY_PAYLOAD,
-        "recurrence": (
-            _recurrences.get(recurrence) if recurrence.ByteSize() else _EMPTY_RECURRENCE
-        ),
-        "create_time": create_time,
-        "update_time": update_time,
-        "end_time": (
-            to_datetime(metadata.end_time) if metadata.HasField("end_time") else None
-        ),
-    }
-    return fields
+    return Dispatch.from_values(
+        DispatchId(metadata.dispatch_id),
+        sys.intern(data.type),
+        to_datetime(data.start_time),
+        timedelta(seconds=data.duration) if data.HasField("duration") else None,
+        _targets.get(data.target),
+        data.is_active,
+        data.is_dry_run,
+        _payloads.get(data.payload) if data.payload.fields else _EMPTY_PAYLOAD,
+        _recurrences.get(recurrence) if recurrence.ByteSize() else _EMPTY_RECURRENCE,
+        create_time,
+        update_time,
+        to_datetime(metadata.end_time) if metadata.HasField("end_time") else None,
+    )
 
 
 def _culprit(pb_dispatch: PBDispatch) -> str:
