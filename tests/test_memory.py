@@ -9,6 +9,7 @@ import gc
 from datetime import datetime, timedelta, timezone
 
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule, Weekday
+from frequenz.client.dispatch.types import Dispatch as ClientDispatch
 from frequenz.client.dispatch.types import DispatchId
 
 from frequenz.dispatch import Dispatch
@@ -150,3 +151,43 @@ def test_held_dispatches_are_scheduled_without_a_dict() -> None:
     for dispatch in dispatches[1:]:
         held = schedule.get(dispatch.id)
         assert held is dispatch and _own_dict(held) is None
+
+
+def test_a_reused_id_at_the_same_instant_runs_once() -> None:
+    # The removed version's heap item stays behind (lazy deletion) with the
+    # same instant and id as the new version's: only the new one is live.
+    events: list[tuple[int, bool]] = []
+    schedule = Schedule(
+        lambda message: events.append((int(message.id), message.started))
+    )
+    start = T0 + 5 * MINUTE
+    old, new = T0 - timedelta(days=1), T0
+    schedule.upsert(Dispatch(make_dispatch(1, start_time=start, create_time=old)), T0)
+    schedule.remove(DispatchId(1))
+    schedule.upsert(Dispatch(make_dispatch(1, start_time=start, create_time=new)), T0)
+    schedule.advance(start)
+    schedule.advance(start + 10 * MINUTE)
+    assert events == [(1, True), (1, False)]
+    assert schedule.next_due() is None
+
+
+def test_many_reschedules_leave_only_the_latest_instants_live() -> None:
+    # Enough replaced heap items to trigger rebuilds of the heap.
+    events: list[tuple[int, datetime]] = []
+    schedule = Schedule(
+        lambda message: events.append((int(message.id), message.start_time))
+    )
+    versions: dict[int, ClientDispatch] = {}
+    for round_ in range(30):
+        for dispatch_id in range(1, 101):
+            start = T0 + timedelta(minutes=10 + (dispatch_id + round_) % 50)
+            versions[dispatch_id] = make_dispatch(
+                dispatch_id, start_time=start, update_time=T0 + round_ * MINUTE
+            )
+            schedule.upsert(Dispatch(versions[dispatch_id]), T0)
+    for minute in range(0, 80):
+        schedule.advance(T0 + minute * MINUTE)
+    starts = [(i, start) for i, start in events if start == versions[i].start_time]
+    assert len(events) == 200  # a start and a stop each, of the latest version only
+    assert sorted(set(starts)) == sorted((i, v.start_time) for i, v in versions.items())
+    assert schedule.next_due() is None
