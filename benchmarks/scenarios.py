@@ -143,8 +143,11 @@ class BenchService(FakeService):
                     dispatches=encoded[offset : offset + size],
                     pagination_info=PaginationInfo(
                         total_items=len(encoded),
+                        # Like the API's tokens, one carries its page size.
                         next_page_token=(
-                            str(offset + size) if offset + size < len(encoded) else ""
+                            f"{size}:{offset + size}"
+                            if offset + size < len(encoded)
+                            else ""
                         ),
                     ),
                 ).SerializeToString()
@@ -157,9 +160,14 @@ class BenchService(FakeService):
         encoded = self.encoded.get(request.microgrid_id)
         if encoded is None:
             return await super().ListMicrogridDispatches(request, timeout)
-        size = request.pagination_params.page_size or max(1, len(encoded))
+        token = request.pagination_params.page_token
+        if token:
+            size, offset = (int(part) for part in token.split(":"))
+        else:
+            size = request.pagination_params.page_size or max(1, len(encoded))
+            offset = 0
         pages = self.pages(request.microgrid_id, size)
-        index = int(request.pagination_params.page_token or 0) // size
+        index = offset // size
         await asyncio.sleep(0)
         return ListMicrogridDispatchesResponse.FromString(pages[index])
 

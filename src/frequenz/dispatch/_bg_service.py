@@ -330,7 +330,9 @@ class DispatchScheduler(BackgroundService):
                 it are kept rather than deleted.
         """
         now = self._advance()
-        listed = {dispatch.id for dispatch in dispatches} | unreadable
+        # Ints rather than ids: an id's hash and equality run in Python.
+        listed = {int(dispatch.id) for dispatch in dispatches}
+        listed.update(int(dispatch_id) for dispatch_id in unreadable)
         self._schedule.forget_deletions()
         for dispatch_id in unreadable:
             self._suspend(dispatch_id, None)
@@ -339,7 +341,7 @@ class DispatchScheduler(BackgroundService):
         for dispatch in dispatches:
             self._upsert(dispatch, now, authoritative=True)
         for dispatch_id in self._schedule.ids() if complete else ():
-            if dispatch_id not in listed:
+            if int(dispatch_id) not in listed:
                 self._remove(dispatch_id, None)
         self._rearm.set()
         self._status.changed()  # status: the dispatches held may have changed

@@ -9,10 +9,11 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
 from frequenz.client.dispatch.types import Dispatch as BaseDispatch
+from frequenz.client.dispatch.types import DispatchId, TargetComponents
 
 from ._clock import wall_clock
 from ._deprecation import warn_deprecated
@@ -29,6 +30,11 @@ _NO_RUNS: Final = Occurrences(
 )
 """An empty set of runs (31 February), for a dispatch that cannot be read."""
 _BASE_FIELDS: Final = tuple(field.name for field in dataclasses.fields(BaseDispatch))
+_STATE: Final = (*_BASE_FIELDS, "deleted", "_occurrences_cache", "_running_snapshot")
+"""Every instance attribute a dispatch can have, in the order they are set."""
+_new: Final = object.__new__
+_set: Final = object.__setattr__
+"""Sets an attribute of a frozen dispatch that is being built."""
 _ZERO: Final = timedelta(0)
 _TICK: Final = timedelta(microseconds=1)
 """The resolution of datetimes: `t + _TICK` is the first instant after `t`."""
@@ -75,6 +81,19 @@ class Dispatch(BaseDispatch):
 
     deleted: bool = False
     """Whether the dispatch is deleted."""
+
+    # Memory: instances keep their attributes in CPython's key-sharing instance
+    # values (one array of pointers, the names shared by the class) as long as
+    # nothing reads `__dict__`, which would add a dict object to each. So the
+    # state below is read as attributes (these class-level defaults answer while
+    # unset) and copies set attributes one by one instead of updating a dict.
+    _occurrences_cache: ClassVar[Occurrences | datetime | Exception | None] = None
+    """The runs, computed on first use: the `Occurrences` of a recurring dispatch,
+    the start (in UTC) of one that runs once (no object held for it), or why its
+    runs cannot be interpreted."""
+
+    _running_snapshot: ClassVar[_RunningSnapshot | None] = None
+    """Set on the copies sent as running-state events only."""
 
     def __init__(self, client_dispatch: BaseDispatch, deleted: bool = False) -> None:
         """Initialize the dispatch.
@@ -288,16 +307,31 @@ class Dispatch(BaseDispatch):
         recurrence rule says. One whose start time or rule cannot be interpreted
         never runs, so that no property raises for it; `validate` reports why.
         """
-        cached: Occurrences | None = self.__dict__.get("_occurrences_cache")
+        cached = self._occurrences_cache
+        if isinstance(cached, Occurrences):
+            return cached
         if cached is None:
-            rule = None if self.duration is None else self.recurrence
-            try:
-                cached = Occurrences(self.start_time, rule)
-            except (ValueError, TypeError, OverflowError) as error:
-                object.__setattr__(self, "_occurrences_error", error)
-                cached = _NO_RUNS
-            object.__setattr__(self, "_occurrences_cache", cached)
-        return cached
+            cached = self._compute_occurrences()
+        if isinstance(cached, datetime):
+            # Built per query (a few hundred ns) rather than held by each of the
+            # many dispatches that run once.
+            return Occurrences.single(cached)
+        if isinstance(cached, Occurrences):
+            return cached
+        return _NO_RUNS
+
+    def _compute_occurrences(self) -> Occurrences | datetime | Exception:
+        computed: Occurrences | datetime | Exception
+        rule = None if self.duration is None else self.recurrence
+        try:
+            computed = Occurrences(self.start_time, rule)
+        except (ValueError, TypeError, OverflowError) as error:
+            computed = error
+        else:
+            if computed.single_start is not None:
+                computed = computed.single_start
+        object.__setattr__(self, "_occurrences_cache", computed)
+        return computed
 
     def validate(self) -> None:
         """Check that this dispatch can be scheduled.
@@ -316,8 +350,8 @@ class Dispatch(BaseDispatch):
                 f"got {self.duration}"
             )
         _ = self._occurrences
-        error = self.__dict__.get("_occurrences_error")
-        if error is not None:
+        error = self._occurrences_cache
+        if isinstance(error, Exception):
             raise ValueError(f"dispatch {int(self.id)}: {error}") from error
 
     def running(self, type_: str) -> RunningState:
@@ -348,36 +382,88 @@ class Dispatch(BaseDispatch):
 
     @property
     def _snapshot(self) -> _RunningSnapshot | None:
-        snapshot: _RunningSnapshot | None = self.__dict__.get("_running_snapshot")
-        return snapshot
+        return self._running_snapshot
 
     @classmethod
-    def from_fields(cls, fields: dict[str, Any]) -> Dispatch:
+    def from_values(  # noqa: PLR0917  # positional: called per dispatch decoded
+        cls,
+        id: DispatchId,  # pylint: disable=redefined-builtin
+        type: str,  # pylint: disable=redefined-builtin
+        start_time: datetime,
+        duration: timedelta | None,
+        target: TargetComponents,
+        active: bool,
+        dry_run: bool,
+        payload: dict[str, Any],
+        recurrence: RecurrenceRule,
+        create_time: datetime,
+        update_time: datetime,
+        end_time: datetime | None,
+    ) -> Dispatch:
         """Build a dispatch from its field values, without validation.
 
-        For the library's internal use (the schedule calls it); not part of the
-        documented API.
+        For the library's internal use (the wire and cache decoders call it); not
+        part of the documented API.
 
         The dataclass constructor costs about 20 µs; building thousands of
-        dispatches at sync time can skip it, since the fields come from the
-        client's own conversion functions.
+        dispatches at sync time can skip it, since the values come from the
+        client's own conversion functions. The attributes are set one by one (in
+        the order of the class's shared keys) so that the dispatch holds them in
+        its instance values, without a dict of its own.
 
         Args:
-            fields: A value for every field of the client's dispatch.
+            id: The dispatch's id.
+            type: Its type.
+            start_time: Its start time.
+            duration: Its duration.
+            target: Its target.
+            active: Whether it is active.
+            dry_run: Whether it is a dry run.
+            payload: Its payload.
+            recurrence: Its recurrence rule.
+            create_time: When it was created.
+            update_time: When it was last updated.
+            end_time: When it ends, if known.
 
         Returns:
             The dispatch (not deleted).
         """
-        dispatch = object.__new__(cls)
-        dispatch.__dict__.update(fields)
-        dispatch.__dict__["deleted"] = False
+        dispatch = _new(cls)
+        _set(dispatch, "id", id)
+        _set(dispatch, "type", type)
+        _set(dispatch, "start_time", start_time)
+        _set(dispatch, "duration", duration)
+        _set(dispatch, "target", target)
+        _set(dispatch, "active", active)
+        _set(dispatch, "dry_run", dry_run)
+        _set(dispatch, "payload", payload)
+        _set(dispatch, "recurrence", recurrence)
+        _set(dispatch, "create_time", create_time)
+        _set(dispatch, "update_time", update_time)
+        _set(dispatch, "end_time", end_time)
+        _set(dispatch, "deleted", False)
         return dispatch
 
-    def _copy(self, **changes: Any) -> Dispatch:
-        # copy.copy() of a dataclass costs ~7 µs; this is a fraction of it.
-        duplicate = object.__new__(type(self))
-        duplicate.__dict__.update(self.__dict__)
-        duplicate.__dict__.update(changes)
+    def _copy(self, deleted: bool, snapshot: _RunningSnapshot | None) -> Dispatch:
+        # Attribute by attribute, like `from_values`, rather than through
+        # `__dict__`: reading this dispatch's `__dict__` would add a dict to it
+        # for good, and copies held as running-state events stay compact too.
+        duplicate = _new(type(self))
+        _set(duplicate, "id", self.id)
+        _set(duplicate, "type", self.type)
+        _set(duplicate, "start_time", self.start_time)
+        _set(duplicate, "duration", self.duration)
+        _set(duplicate, "target", self.target)
+        _set(duplicate, "active", self.active)
+        _set(duplicate, "dry_run", self.dry_run)
+        _set(duplicate, "payload", self.payload)
+        _set(duplicate, "recurrence", self.recurrence)
+        _set(duplicate, "create_time", self.create_time)
+        _set(duplicate, "update_time", self.update_time)
+        _set(duplicate, "end_time", self.end_time)
+        _set(duplicate, "deleted", deleted)
+        _set(duplicate, "_occurrences_cache", self._occurrences_cache)
+        _set(duplicate, "_running_snapshot", snapshot)
         return duplicate
 
     def as_deleted(self) -> Dispatch:
@@ -389,9 +475,7 @@ class Dispatch(BaseDispatch):
         Returns:
             A new dispatch, equal to this one but for `deleted`.
         """
-        deleted = self._copy(deleted=True)
-        deleted.__dict__.pop("_running_snapshot", None)
-        return deleted
+        return self._copy(True, None)
 
     def with_running_state(self, window: Window | None) -> Dispatch:
         """Return a copy of this dispatch whose running state is fixed.
@@ -407,8 +491,22 @@ class Dispatch(BaseDispatch):
                 of the given window whenever they are read.
         """
         return self._copy(
-            _running_snapshot=_RunningSnapshot(
+            self.deleted,
+            _RunningSnapshot(
                 started=window is not None,
                 until=None if window is None else window.end,
-            )
+            ),
         )
+
+
+def _share_keys() -> None:
+    # The first instance to set attributes fixes the class's shared keys; one
+    # that sets all of them in a fixed order makes every later dispatch (built
+    # by the dataclass constructor, `from_values` or a copy) keep its attributes
+    # in instance values sized for exactly these, not in a dict.
+    prototype = _new(Dispatch)
+    for name in _STATE:
+        _set(prototype, name, None)
+
+
+_share_keys()

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import enum
 import heapq
-import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Final, TypeAlias
 
 from frequenz.client.dispatch.types import DispatchId
 
@@ -126,17 +125,22 @@ class _MissedRuns:
         return "\n".join(lines)
 
 
-class _HeapItem(NamedTuple):
-    """One scheduled instant; items compare field by field, in this order."""
+_HeapItem: TypeAlias = tuple[datetime, int, int]
+"""One scheduled instant: `(due, rank, key)`, compared in this order.
 
-    due: datetime
-    """When the dispatch's running state may change."""
-    rank: int
-    """0 for a start, 1 for a stop: at one instant, starts come first."""
-    token: int
-    """The entry's token when pushed; an item whose token is outdated is stale."""
-    dispatch_id: DispatchId
-    """The dispatch the instant belongs to."""
+`due` is when the dispatch's running state may change; `rank` is 0 for a start
+and 1 for a stop (at one instant, starts come first); `key` is the dispatch's
+id as an int. An item is live while its entry holds that very item
+(`entry.item is item`); any other is stale. A plain tuple: it is the smallest
+object that does this (one per dispatch), and ties compare ints in C.
+"""
+
+
+def _key(dispatch_id: DispatchId) -> int:
+    # The schedule's maps are keyed by the id's int: hashing and comparing an
+    # int costs nothing next to the id's Python `__hash__` and `__eq__`, and it
+    # is the very int the id holds, so no memory is added.
+    return int(dispatch_id)
 
 
 @dataclass(slots=True)
@@ -144,9 +148,8 @@ class _Entry:
     dispatch: Dispatch
     window: Window | None = None
     """The window of the last running-state event sent, None if stopped."""
-    due: datetime | None = None
-    token: int = 0
-    """Identifies the entry's live heap item; older items are stale."""
+    item: _HeapItem | None = None
+    """The entry's live heap item (its `due` first), None if nothing is due."""
     seen: datetime | None = None
     """The instant the entry was last evaluated at: runs up to it are handled."""
     fired: datetime | None = None
@@ -173,16 +176,16 @@ class Schedule:
         """
         self._emit = emit
         self._on_missed = on_missed
-        self._entries: dict[DispatchId, _Entry] = {}
+        # Keyed by `_key(id)`.
+        self._entries: dict[int, _Entry] = {}
         self._heap: list[_HeapItem] = []
         self._stale_items = 0
-        self._tokens = itertools.count(1)
         # Deleted ids with the `create_time` of the dispatch that had them.
-        self._tombstones: OrderedDict[DispatchId, datetime] = OrderedDict()
+        self._tombstones: OrderedDict[int, datetime] = OrderedDict()
         # The entries running now, per type, in the order they started. Entries
         # rather than the start events sent: a copy of every running dispatch
         # would be held for as long as it runs; the event is rebuilt on demand.
-        self._running: dict[str, dict[DispatchId, _Entry]] = {}
+        self._running: dict[str, dict[int, _Entry]] = {}
         self._now: datetime | None = None
         self._missed: dict[str, int] = {}
         self._catch_up: list[tuple[int, str, int, datetime, datetime]] = []
@@ -197,7 +200,7 @@ class Schedule:
         Returns:
             The ids.
         """
-        return list(self._entries)
+        return [entry.dispatch.id for entry in self._entries.values()]
 
     def get(self, dispatch_id: DispatchId) -> Dispatch | None:
         """Return the version held of a dispatch.
@@ -208,7 +211,7 @@ class Schedule:
         Returns:
             The dispatch, or None if it is not held.
         """
-        entry = self._entries.get(dispatch_id)
+        entry = self._entries.get(_key(dispatch_id))
         return None if entry is None else entry.dispatch
 
     def running(self, dispatch_type: str | None) -> Iterator[Dispatch]:
@@ -236,7 +239,7 @@ class Schedule:
             The earliest scheduled instant, or None if nothing is scheduled.
         """
         self._drop_stale_top()
-        return self._heap[0].due if self._heap else None
+        return self._heap[0][0] if self._heap else None
 
     def missed_runs_by_type(self) -> dict[str, int]:
         """Return how many runs were missed so far, per dispatch type.
@@ -295,16 +298,17 @@ class Schedule:
         Returns:
             What the change did.
         """
-        deleted_created = self._tombstones.get(dispatch.id)
+        key = _key(dispatch.id)
+        deleted_created = self._tombstones.get(key)
         if deleted_created is not None:
             if not authoritative and dispatch.create_time <= deleted_created:
                 # A version of the deleted dispatch itself that still arrives
                 # (queued before a re-sync's list, or late) is stale; a later
                 # `create_time` means the id was reused (the service lost its data).
                 return Change.STALE
-            del self._tombstones[dispatch.id]
+            del self._tombstones[key]
         now = self._observe(now)
-        entry = self._entries.get(dispatch.id)
+        entry = self._entries.get(key)
         if entry is not None:
             if not authoritative and dispatch.update_time < entry.dispatch.update_time:
                 return Change.STALE
@@ -321,7 +325,7 @@ class Schedule:
 
         if entry is None:
             entry = _Entry(dispatch)
-            self._entries[dispatch.id] = entry
+            self._entries[key] = entry
             resumed = handled_until is not None and handled_until < now
             if resumed:
                 entry.seen = handled_until
@@ -353,7 +357,7 @@ class Schedule:
             Whether a held dispatch was suspended (False if it is not held, was
                 already suspended, or the unreadable version is older).
         """
-        entry = self._entries.get(dispatch_id)
+        entry = self._entries.get(_key(dispatch_id))
         if (
             entry is None
             or entry.suspended
@@ -367,10 +371,9 @@ class Schedule:
         entry.suspended = True
         if entry.window is not None:
             self._send(entry, None)
-        if entry.due is not None:
+        if entry.item is not None:
             self._stale_items += 1
-            entry.due = None
-        entry.token = next(self._tokens)
+            entry.item = None
 
     def remove(
         self, dispatch_id: DispatchId, deleted_version: Dispatch | None = None
@@ -385,7 +388,8 @@ class Schedule:
         Returns:
             The deleted dispatch (marked deleted), or None if it was not held.
         """
-        entry = self._entries.pop(dispatch_id, None)
+        key = _key(dispatch_id)
+        entry = self._entries.pop(key, None)
         if entry is None:
             return None
         version = entry.dispatch
@@ -398,9 +402,10 @@ class Schedule:
         if entry.window is not None:
             entry.dispatch = deleted
             self._send(entry, None)
-        if entry.due is not None:
+        if entry.item is not None:
             self._stale_items += 1
-        self._tombstones[dispatch_id] = version.create_time
+            entry.item = None
+        self._tombstones[key] = version.create_time
         if len(self._tombstones) > _MAX_TOMBSTONES:
             self._tombstones.popitem(last=False)
         return deleted
@@ -426,7 +431,7 @@ class Schedule:
             now: The current time.
         """
         now = self._observe(now)
-        if not self._heap or self._heap[0].due > now:
+        if not self._heap or self._heap[0][0] > now:
             return
         with gc_paused():
             self._advance(now)
@@ -482,22 +487,21 @@ class Schedule:
 
     def _advance(self, now: datetime) -> None:
         heap = self._heap
-        while heap and heap[0].due <= now:
-            _, _, token, dispatch_id = heapq.heappop(heap)
-            entry = self._entries.get(dispatch_id)
-            if entry is None or entry.token != token:
+        while heap and heap[0][0] <= now:
+            item = heapq.heappop(heap)
+            key = item[2]
+            entry = self._entries.get(key)
+            if entry is None or entry.item is not item:
                 self._stale_items -= 1
                 continue
-            entry.due = None
+            entry.item = None
             try:
                 self._evaluate(entry, now, reconfigure=False, catching_up=True)
             except Exception:
                 # One dispatch the recurrence engine chokes on must not stop the
                 # schedule for every other one.
-                _logger.exception(
-                    "Dropping dispatch %s: its schedule failed", int(dispatch_id)
-                )
-                self._entries.pop(dispatch_id, None)
+                _logger.exception("Dropping dispatch %s: its schedule failed", key)
+                self._entries.pop(key, None)
 
     def _evaluate(
         self, entry: _Entry, now: datetime, *, reconfigure: bool, catching_up: bool
@@ -544,24 +548,25 @@ class Schedule:
         message = dispatch.with_running_state(window)
         entry.window = window
         running = self._running.setdefault(dispatch.type, {})
-        running.pop(dispatch.id, None)
+        key = _key(dispatch.id)
+        running.pop(key, None)
         if window is not None:
-            running[dispatch.id] = entry
+            running[key] = entry
         elif not running:
             del self._running[dispatch.type]
         self._emit(message)
 
     def _reschedule(self, entry: _Entry, after: datetime) -> None:
-        if entry.due is not None:
+        if entry.item is not None:
             self._stale_items += 1
         due = entry.dispatch.next_change_after(after)
-        entry.due = due
-        entry.token = next(self._tokens)
         if due is None:
+            entry.item = None
             return
         # Rank 0 sorts the starts of an instant before its stops.
-        rank = 1 if entry.window is not None else 0
-        heapq.heappush(self._heap, _HeapItem(due, rank, entry.token, entry.dispatch.id))
+        item = (due, 1 if entry.window is not None else 0, _key(entry.dispatch.id))
+        entry.item = item
+        heapq.heappush(self._heap, item)
         if self._stale_items > max(_MIN_HEAP_REBUILD, len(self._heap) // 2):
             self._rebuild_heap()
 
@@ -569,8 +574,7 @@ class Schedule:
         self._heap = [
             item
             for item in self._heap
-            if (entry := self._entries.get(item.dispatch_id)) is not None
-            and entry.token == item.token
+            if (entry := self._entries.get(item[2])) is not None and entry.item is item
         ]
         heapq.heapify(self._heap)
         self._stale_items = 0
@@ -579,8 +583,8 @@ class Schedule:
         heap = self._heap
         while heap:
             top = heap[0]
-            entry = self._entries.get(top.dispatch_id)
-            if entry is not None and entry.token == top.token:
+            entry = self._entries.get(top[2])
+            if entry is not None and entry.item is top:
                 return
             heapq.heappop(heap)
             self._stale_items -= 1

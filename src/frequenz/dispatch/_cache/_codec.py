@@ -278,23 +278,21 @@ def _decode_all(rows: list[Row]) -> list[Dispatch]:
     rules = _Memo(_rule)
     epoch = _EPOCH
     micros = timedelta
-    from_fields = Dispatch.from_fields
+    from_values = Dispatch.from_values
     return [
-        from_fields(
-            {
-                "id": DispatchId(row[0]),
-                "type": types[row[1]],
-                "start_time": epoch + micros(0, 0, row[2]),
-                "duration": None if row[3] is None else durations[row[3]],
-                "target": targets[row[4]],
-                "active": bool(row[5]),
-                "dry_run": bool(row[6]),
-                "payload": payload,
-                "recurrence": rules[row[8]],
-                "create_time": instants[row[9]],
-                "update_time": instants[row[10]],
-                "end_time": None if row[11] is None else instants[row[11]],
-            }
+        from_values(
+            DispatchId(row[0]),
+            types[row[1]],
+            epoch + micros(0, 0, row[2]),
+            None if row[3] is None else durations[row[3]],
+            targets[row[4]],
+            bool(row[5]),
+            bool(row[6]),
+            payload,
+            rules[row[8]],
+            instants[row[9]],
+            instants[row[10]],
+            None if row[11] is None else instants[row[11]],
         )
         for row, payload in zip(rows, payloads, strict=True)
     ]

@@ -94,6 +94,29 @@ class Occurrences:
             if count is not None:
                 self._end = min(self._end, self._start + (count - 1) * self._step)
 
+    @classmethod
+    def single(cls, start: datetime) -> Occurrences:
+        """Return the occurrences of a single run, without checking its start.
+
+        For a start a constructor already checked and converted (see
+        `single_start`): cheaper than the constructor, so that a dispatch that
+        runs once can hold its start instead of an `Occurrences`.
+
+        Args:
+            start: The run's start, timezone-aware, in UTC.
+
+        Returns:
+            The occurrences.
+        """
+        occurrences = object.__new__(cls)
+        occurrences._single = start
+        return occurrences
+
+    @property
+    def single_start(self) -> datetime | None:
+        """The start (in UTC) of the only run, None for a recurring rule."""
+        return self._single
+
     @property
     def is_empty(self) -> bool:
         """Whether the rule never produces an occurrence.
