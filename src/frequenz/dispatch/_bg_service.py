@@ -487,10 +487,9 @@ class DispatchScheduler(BackgroundService):
 
     def _status_facts(self) -> ScheduleFacts:
         schedule = self._schedule
-        running: dict[str, int] = {}
-        for dispatch in schedule.running(None):
-            running[dispatch.type] = running.get(dispatch.type, 0) + 1
-        return ScheduleFacts(len(schedule), running, schedule.next_due())
+        return ScheduleFacts(
+            len(schedule), schedule.running_counts(), schedule.next_due()
+        )
 
     async def _run_timer(self) -> None:
         # The one timer of the whole schedule. It sleeps until the earliest change

@@ -232,6 +232,18 @@ class Schedule:
         for entry in entries:
             yield entry.dispatch.with_running_state(entry.window)
 
+    def running_counts(self) -> dict[str, int]:
+        """Return how many dispatches are running now, per type.
+
+        Counted from the running maps: unlike `running`, no start event is
+        rebuilt, so the status can ask for it on every change.
+
+        Returns:
+            A new dict from dispatch type to the number running (types with none
+                are absent).
+        """
+        return {kind: len(entries) for kind, entries in self._running.items()}
+
     def next_due(self) -> datetime | None:
         """Return when the next running state may change.
 
