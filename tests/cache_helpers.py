@@ -89,3 +89,8 @@ def generation(count: int, gen: int, first_id: int = 1) -> list[Dispatch]:
         )
         for index in range(count)
     ]
+
+
+def count_commits(statements: list[str]) -> int:
+    """Return how many of `statements` are a COMMIT."""
+    return sum(1 for s in statements if s.strip().upper() == "COMMIT")

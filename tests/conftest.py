@@ -19,8 +19,10 @@ keep the ordinary event loop and the real clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from frequenz.client.dispatch.test.client import FakeClient
@@ -90,3 +92,18 @@ async def scheduler(
     await service.wait_for_initialization()
     yield service
     await service.stop()
+
+
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement the dispatch cache's SQLite connections execute."""
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    yield statements

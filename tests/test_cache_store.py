@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,13 @@ import pytest
 
 from frequenz.dispatch._cache import CacheUnavailable, DispatchCache
 
-from .cache_helpers import BASE, generation, varied_dispatches, wire_dispatch
+from .cache_helpers import (
+    BASE,
+    count_commits,
+    generation,
+    varied_dispatches,
+    wire_dispatch,
+)
 
 NOW = BASE + timedelta(minutes=5)
 
@@ -47,25 +52,6 @@ def aside(path: Path, reason: str) -> list[Path]:
         for p in path.parent.glob(f"{path.name}.{reason}-*")
         if not p.name.endswith(("-wal", "-shm"))
     )
-
-
-@pytest.fixture
-def commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every COMMIT statement the store's connections execute, as SQLite saw it."""
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    yield statements
-
-
-def count_commits(statements: list[str]) -> int:
-    return sum(1 for s in statements if s.strip().upper() == "COMMIT")
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -12,9 +12,7 @@ recorded while it runs is known exactly.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch._cache import DispatchCache
 from frequenz.dispatch._cache._link import CacheLink
 
-from .cache_helpers import BASE, generation
+from .cache_helpers import BASE, count_commits, generation
 
 NOW = BASE + timedelta(minutes=5)
 
@@ -57,25 +55,6 @@ class Gate:
 def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
     """Full-sync writes wait for `gate.opened`."""
     return Gate(monkeypatch)
-
-
-@pytest.fixture
-def commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every COMMIT the store's connections execute."""
-    statements: list[str] = []
-    connect = sqlite3.connect
-
-    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        connection: sqlite3.Connection = connect(*args, **kwargs)
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    monkeypatch.setattr(sqlite3, "connect", traced)
-    yield statements
-
-
-def count_commits(statements: list[str]) -> int:
-    return sum(1 for s in statements if s.strip().upper() == "COMMIT")
 
 
 def new_link(path: Path) -> CacheLink:
