@@ -314,12 +314,10 @@ async def test_waiting_for_the_channel_logs_a_summary_a_minute(
     times = [t for t, _ in waiting]
     assert len(waiting) == 5  # 5.5 minutes, the channel changing every second
     assert all(b - a >= 60 for a, b in itertools.pairwise([0.0, *times]))
-    failures = [int(re.findall(r"(\d+) failed connection", m)[0]) for _, m in waiting]
-    # The channel fails every other second: about 30 attempts a minute.
-    assert all(25 <= b - a <= 35 for a, b in itertools.pairwise([0, *failures])), (
-        failures
+    assert all(
+        "(1 attempts): the channel is" in m and "retries the connection" in m
+        for _, m in waiting
     )
-    assert all("the channel is" in m and "1 attempts" in m for _, m in waiting)
 
     recovered = sync_log.matching("re-synced")
     assert len(recovered) == 1 and "after 330" in recovered[0][1]

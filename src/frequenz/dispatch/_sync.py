@@ -225,14 +225,12 @@ class _OutageLog:
         self._last_line = 0.0
         self._unlogged = 0
         self._attempts = 0
-        self._channel_failures = 0
 
     def failed(self, synced_before: bool, cause: str, next_try: str) -> None:
         now = self._now()
         if self._since is None:
             self._since = now
             self._attempts = 0
-            self._channel_failures = 0
         self._attempts += 1
         if self._attempts > _DETAILED_ATTEMPTS and now - self._last_line < (
             SUMMARY_INTERVAL
@@ -264,26 +262,27 @@ class _OutageLog:
             )
         self._unlogged = 0
 
-    def waiting(self, state: str, failed: bool) -> None:
+    def waiting(self, state: str) -> None:
         """Note a channel state seen while waiting for it to connect.
+
+        The channel's own connection attempts are not counted: gRPC keeps a
+        channel in TRANSIENT_FAILURE while it retries ("sticky"), so they are
+        not visible as state changes.
 
         Args:
             state: The channel's state.
-            failed: Whether the channel just failed a connection attempt.
         """
-        self._channel_failures += failed
         now = self._now()
         if self._since is None or now - self._last_line < SUMMARY_INTERVAL:
             return
         self._last_line = now
         _logger.warning(
-            "Still waiting for %s after %.0f s (%d attempts, %d failed connection"
-            " attempts of the channel): the channel is %s; the sync resumes as"
-            " soon as it connects",
+            "Still waiting for %s after %.0f s (%d attempts): the channel is %s"
+            " and gRPC retries the connection about every second; the sync"
+            " resumes as soon as it connects",
             self._target,
             now - self._since,
             self._attempts,
-            self._channel_failures,
             state,
         )
 
@@ -298,7 +297,6 @@ class _OutageLog:
         self._since = None
         self._attempts = 0
         self._unlogged = 0
-        self._channel_failures = 0
 
 
 class _StreamMessageLost(Exception):
@@ -412,16 +410,13 @@ class DispatchSync:
 
     async def _wait_ready(self, channel: Any, log: _OutageLog) -> None:
         ready = grpc.ChannelConnectivity.READY
-        failure = grpc.ChannelConnectivity.TRANSIENT_FAILURE
-        previous = None
         while True:
             state = channel.get_state(try_to_connect=True)
             if state == ready:
                 return
-            # The channel reconnects every second or so: every change is a
-            # chance for the once-a-minute summary, not only a minute of silence.
-            log.waiting(state.name, failed=state == failure and previous != failure)
-            previous = state
+            # Every change is a chance for the once-a-minute summary, not only
+            # a minute of silence.
+            log.waiting(state.name)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SUMMARY_INTERVAL):
                     await channel.wait_for_state_change(state)
