@@ -5,8 +5,9 @@
 
 Prints, for real SQLite files in a temporary folder:
 
-* the amortized cost per stream change recorded in bursts (batched writes),
-  and how many transactions the burst took;
+* the amortized cost per stream change recorded in bursts through the
+  scheduler's `CacheLink` (batched on its writer thread) until written, and how
+  many transactions the burst took;
 * the cost of writing a full sync of N dispatches to an empty file, and of
   writing the same full sync again (unchanged: only the differences are written);
 * the cost of loading N cached dispatches (the start-up path), with and without
@@ -33,11 +34,14 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 from frequenz.client.common.microgrid import MicrogridId
 from frequenz.client.dispatch.recurrence import Frequency, RecurrenceRule
@@ -85,24 +89,54 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(run() for _ in range(repeat))
 
 
+@contextlib.contextmanager
+def _traced_commits() -> Iterator[list[str]]:
+    """Collect the COMMITs of the SQLite connections opened meanwhile."""
+    commits: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection: sqlite3.Connection = connect(*args, **kwargs)
+        connection.set_trace_callback(
+            lambda statement: (
+                commits.append(statement)
+                if statement.strip().upper() == "COMMIT"
+                else None
+            )
+        )
+        return connection
+
+    with mock.patch.object(sqlite3, "connect", traced):
+        yield commits
+
+
+async def _changes_run(path: Path, burst: list[Dispatch]) -> tuple[float, int]:
+    cache = DispatchCache.open(path, 1)
+    cache.replace_all(make(len(burst)), BASE)
+    cache.close()
+    with _traced_commits() as commits:
+        link = CacheLink(path, MicrogridId(1), max_age=None, clock=lambda: BASE)
+        await link.load()
+        began = time.perf_counter()
+        for number, dispatch in enumerate(burst):
+            link.changed(dispatch.id, dispatch)
+            if number % 100 == 99:
+                await asyncio.sleep(0)  # as from the stream: the loop runs between
+        await link.flushed()
+        elapsed = time.perf_counter() - began
+        await link.close()
+    return elapsed, len(commits)
+
+
 def bench_changes(folder: Path, size: int, repeat: int) -> None:
-    """Bursts of stream changes, recorded one by one, flushed in batches."""
+    """Bursts of stream changes through the scheduler's link, until written."""
     burst = make(size, gen=1)
     transactions = 0
 
     def run() -> float:
         nonlocal transactions
         path = folder / f"changes-{time.monotonic_ns()}.sqlite3"
-        cache = DispatchCache.open(path, 1)
-        cache.replace_all(make(size), BASE)
-        before = cache.transactions
-        began = time.perf_counter()
-        for dispatch in burst:
-            cache.record_upsert(dispatch)
-        cache.flush()
-        elapsed = time.perf_counter() - began
-        transactions = cache.transactions - before
-        cache.close()
+        elapsed, transactions = asyncio.run(_changes_run(path, burst))
         return elapsed
 
     elapsed = best(repeat, run)

@@ -4,7 +4,8 @@
 """A cache writer process for the kill -9 test.
 
 Writes generation after generation of the same dispatches, alternating full syncs
-(`replace_all`) and batched stream changes, and prints each generation's number
+(`replace_all`) and a batch of stream changes (`write_changes`, as the
+scheduler's writer thread hands them over), and prints each generation's number
 once it is committed. The test kills it at a random moment.
 """
 
@@ -23,7 +24,7 @@ from tests.cache_helpers import BASE, generation
 def main() -> None:
     """Write generations until killed."""
     path, count = Path(sys.argv[1]), int(sys.argv[2])
-    cache = DispatchCache.open(path, 1, max_pending=10 * count)
+    cache = DispatchCache.open(path, 1)
     state = cache.load()
     gen = 0 if state is None else int(state.dispatches[0].payload["gen"])
     while True:
@@ -32,9 +33,7 @@ def main() -> None:
         if gen % 2:
             cache.replace_all(dispatches, BASE + timedelta(seconds=gen))
         else:
-            for dispatch in dispatches:
-                cache.record_upsert(dispatch)
-            cache.flush()
+            cache.write_changes({int(d.id): d for d in dispatches})
         print(gen, flush=True)
 
 

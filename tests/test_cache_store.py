@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -76,7 +75,7 @@ def test_new_file_has_no_state(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "sub" / "cache.sqlite3")
     assert cache.load() is None
     # Stream changes alone are no full sync: still nothing to act on.
-    cache.record_upsert(wire_dispatch(1))
+    cache.write_changes({1: wire_dispatch(1)})
     cache.close()
     cache = open_cache(tmp_path / "sub" / "cache.sqlite3")
     assert cache.load() is None
@@ -100,62 +99,23 @@ def test_replace_all_replaces(tmp_path: Path) -> None:
     cache.close()
 
 
-async def test_changes_are_batched(tmp_path: Path, commits: list[str]) -> None:
+def test_write_changes_is_one_transaction(tmp_path: Path, commits: list[str]) -> None:
     path = tmp_path / "cache.sqlite3"
-    cache = open_cache(path, max_pending=2000, flush_interval=timedelta(seconds=1))
+    cache = open_cache(path)
     cache.replace_all(generation(3000, 1), BASE)
     before = count_commits(commits)
-    changes = 0
-    for dispatch in generation(3000, 2):
-        cache.record_upsert(dispatch)
-        changes += 1
-    for dispatch_id in range(1, 2001):
-        cache.record_delete(dispatch_id)
-        changes += 1
-    assert changes == 5000
+    changes: dict[int, Any] = {int(d.id): d for d in generation(3000, 2)}
+    changes.update(dict.fromkeys(range(1, 2001)))  # deleted
+    assert len(changes) == 3000
+    assert cache.write_changes(changes)
+    assert count_commits(commits) - before == 1
+    assert cache.transactions == 2
     cache.close()
-    transactions = count_commits(commits) - before
-    # 5,000 changes of 3,000 ids: whenever 2,000 distinct ids wait, plus close.
-    assert 1 <= transactions <= 3
-    assert cache.transactions == 1 + transactions
     cache = open_cache(path)
     state = cache.load()
     cache.close()
     assert state is not None
     assert state.dispatches == generation(1000, 2, first_id=2001)
-
-
-async def test_changes_are_written_after_the_interval(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite3"
-    cache = open_cache(path, flush_interval=timedelta(milliseconds=200))
-    cache.replace_all(generation(3, 1), BASE)
-    cache.record_upsert(wire_dispatch(7))
-    cache.record_delete(1)
-    assert cache.pending == 2
-    await asyncio.sleep(0.1)
-    assert cache.pending == 2
-    await asyncio.sleep(0.15)
-    assert cache.pending == 0
-    # Another connection sees the write: it is committed, not just buffered.
-    reader = open_cache(path)
-    state = reader.load()
-    reader.close()
-    assert state is not None
-    assert [int(d.id) for d in state.dispatches] == [2, 3, 7]
-    cache.close()
-
-
-def test_replace_all_supersedes_pending_changes(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite3"
-    cache = open_cache(path)
-    cache.record_upsert(wire_dispatch(99))
-    cache.replace_all(generation(2, 1), BASE)
-    cache.close()
-    cache = open_cache(path)
-    state = cache.load()
-    cache.close()
-    assert state is not None
-    assert [int(d.id) for d in state.dispatches] == [1, 2]
 
 
 def test_other_microgrid_is_moved_aside(
@@ -303,10 +263,6 @@ def test_unusable_folder_raises_cache_unavailable(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="max_pending"):
-        open_cache(tmp_path / "c", max_pending=0)
-    with pytest.raises(ValueError, match="flush_interval"):
-        open_cache(tmp_path / "c", flush_interval=timedelta(seconds=-1))
     cache = open_cache(tmp_path / "c")
     with pytest.raises(ValueError, match="synced_at"):
         cache.replace_all([], BASE.replace(tzinfo=None))

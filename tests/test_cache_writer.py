@@ -3,10 +3,11 @@
 
 """The cache link's writes: on one worker thread, in order, batched, flushed.
 
-These run on a real event loop (`asyncio.run` inside a plain test), since the
-fake loop runs a worker job at once and waits for it. A job is held on its
-thread by a `threading.Event` the test sets, never by a sleep, so what is
-recorded while it runs is known exactly.
+The tests that hold a job on its thread run on a real event loop (`asyncio.run`
+inside a plain test), since the fake loop runs a worker job at once and waits
+for it. A job is held by a `threading.Event` the test sets, never by a sleep, so
+what is recorded while it runs is known exactly. The tests of when writes happen
+use the fake loop for that very reason: each write happens at a known step.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from frequenz.client.dispatch.types import DispatchId
 from frequenz.dispatch._cache import DispatchCache
 from frequenz.dispatch._cache._link import CacheLink
 
-from .cache_helpers import BASE, count_commits, generation
+from .cache_helpers import BASE, count_commits, generation, wire_dispatch
 
 NOW = BASE + timedelta(minutes=5)
 
@@ -149,3 +150,67 @@ def test_close_writes_what_waits_for_the_interval(tmp_path: Path) -> None:
     state = cache.load()
     cache.close()
     assert state is not None and state.handled_until == NOW
+
+
+async def test_changes_are_written_whenever_max_pending_wait_and_at_close(
+    tmp_path: Path, commits: list[str]
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    link = CacheLink(
+        path,
+        MicrogridId(1),
+        max_age=None,
+        clock=clock,
+        flush_interval=timedelta(hours=1),
+        max_pending=2000,
+    )
+    await link.load()
+    link.synced(generation(3000, 1))
+    await link.flushed()
+    before = count_commits(commits)
+    changes: list[tuple[DispatchId, Any]] = [
+        (dispatch.id, dispatch) for dispatch in generation(3000, 2)
+    ]
+    changes += [(DispatchId(dispatch_id), None) for dispatch_id in range(1, 2001)]
+    assert len(changes) == 5000
+    for number, (dispatch_id, held) in enumerate(changes, start=1):
+        link.changed(dispatch_id, held)
+        await asyncio.sleep(0)  # as from the stream: the loop runs in between
+        if number == 1999:
+            assert count_commits(commits) == before  # the interval is an hour
+    await link.close()
+    # 5,000 changes of 3,000 ids: whenever 2,000 distinct ids wait, plus close.
+    assert count_commits(commits) - before == 3
+    assert load(path) == generation(1000, 2, first_id=2001)
+
+
+async def test_changes_are_written_after_the_flush_interval(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    link = CacheLink(
+        path,
+        MicrogridId(1),
+        max_age=None,
+        clock=clock,
+        flush_interval=timedelta(milliseconds=200),
+    )
+    await link.load()
+    link.synced(generation(3, 1))
+    await link.flushed()
+    link.changed(DispatchId(7), wire_dispatch(7))
+    link.changed(DispatchId(1), None)
+    await asyncio.sleep(0.1)
+    assert [int(d.id) for d in load(path)] == [1, 2, 3]
+    await asyncio.sleep(0.15)
+    # Another connection sees the write: it is committed, not just buffered.
+    assert [int(d.id) for d in load(path)] == [2, 3, 7]
+    await link.close()
+
+
+def test_bad_write_options_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    with pytest.raises(ValueError, match="max_pending"):
+        CacheLink(path, MicrogridId(1), max_age=None, max_pending=0)
+    with pytest.raises(ValueError, match="flush_interval"):
+        CacheLink(
+            path, MicrogridId(1), max_age=None, flush_interval=timedelta(seconds=-1)
+        )

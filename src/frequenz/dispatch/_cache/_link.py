@@ -85,6 +85,9 @@ class CacheLink:
             clock: Where "now" is read (the scheduler's clock).
             flush_interval: The longest a stream change waits to be written.
             max_pending: How many waiting changes start a write at once.
+
+        Raises:
+            ValueError: If `flush_interval` is negative or `max_pending` < 1.
         """
         self._clock = clock
         self._path = path

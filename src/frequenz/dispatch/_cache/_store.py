@@ -20,9 +20,9 @@ model), and a silently misread cache would start or stop real equipment at the
 wrong time, whereas a discarded one only waits for the service. The library
 version is the one marker that cannot be forgotten.
 
-Stream changes are collected in memory and written together, at most every
-`flush_interval` or as soon as `max_pending` are waiting, so a burst of thousands
-of changes costs a few transactions. A full sync writes only what differs from
+The store writes what it is given when it is given it: batching stream changes
+into few transactions is the caller's (the scheduler's `CacheWriter` collects
+them and hands over a batch per write). A full sync writes only what differs from
 what the file holds.
 
 Besides the dispatches, every write records two instants: `synced_at`, the last
@@ -39,7 +39,6 @@ thread never has to call the caller's clock.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sqlite3
@@ -51,7 +50,6 @@ from pathlib import Path
 from typing import Final
 
 from frequenz.client.common.microgrid import MicrogridId
-from frequenz.client.dispatch.types import DispatchId
 
 from .._dispatch import Dispatch
 from .._gc import gc_paused
@@ -154,8 +152,6 @@ class DispatchCache:
         connection: sqlite3.Connection,
         *,
         clock: Callable[[], datetime],
-        flush_interval: timedelta,
-        max_pending: int,
         fresh: bool,
     ) -> None:
         """Wrap an open, validated cache file; use `DispatchCache.open()`.
@@ -165,18 +161,12 @@ class DispatchCache:
             microgrid_id: The microgrid it belongs to.
             connection: The open connection to it.
             clock: Returns the current time.
-            flush_interval: The longest a recorded change waits to be written.
-            max_pending: How many waiting changes force a write at once.
             fresh: Whether the file was just created (so it holds nothing).
         """
         self._path = path
         self._microgrid_id = microgrid_id
         self._db: sqlite3.Connection | None = connection
         self._clock = clock
-        self._flush_interval = flush_interval
-        self._max_pending = max_pending
-        self._pending: dict[int, Dispatch | None] = {}
-        self._timer: asyncio.TimerHandle | None = None
         # What the file holds, when known: lets a full sync write only the
         # differences. None means unknown (the next full sync rewrites all).
         self._written: dict[int, Dispatch] | None = {} if fresh else None
@@ -190,8 +180,6 @@ class DispatchCache:
         microgrid_id: MicrogridId | int,
         *,
         clock: Callable[[], datetime] = _utc_now,
-        flush_interval: timedelta = timedelta(milliseconds=200),
-        max_pending: int = 2000,
     ) -> DispatchCache:
         """Open the cache file of a microgrid, creating it if needed.
 
@@ -203,20 +191,13 @@ class DispatchCache:
             path: The cache file.
             microgrid_id: The microgrid whose dispatches it holds.
             clock: Returns the current (UTC) time.
-            flush_interval: The longest a recorded change waits to be written.
-            max_pending: How many waiting changes force a write at once.
 
         Returns:
             The open cache.
 
         Raises:
             CacheUnavailable: If the file cannot be opened, created or moved aside.
-            ValueError: If `flush_interval` is negative or `max_pending` < 1.
         """
-        if flush_interval < timedelta(0):
-            raise ValueError(f"flush_interval must not be negative: {flush_interval}")
-        if max_pending < 1:
-            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         file = Path(path)
         microgrid = MicrogridId(int(microgrid_id))
         for _attempt in range(2):
@@ -237,8 +218,6 @@ class DispatchCache:
                 microgrid,
                 connection,
                 clock=clock,
-                flush_interval=flush_interval,
-                max_pending=max_pending,
                 fresh=fresh,
             )
         raise CacheUnavailable(f"{file}: cannot create a usable cache file")
@@ -247,11 +226,6 @@ class DispatchCache:
     def path(self) -> Path:
         """The cache file."""
         return self._path
-
-    @property
-    def pending(self) -> int:
-        """How many recorded changes wait to be written."""
-        return len(self._pending)
 
     def load(
         self, max_age: timedelta | None = None, *, now: datetime | None = None
@@ -321,8 +295,8 @@ class DispatchCache:
     ) -> bool:
         """Make the file hold exactly these dispatches, synced at this instant.
 
-        One transaction; changes recorded and not yet written are superseded.
-        Only dispatches that differ from what the file holds are written.
+        One transaction. Only dispatches that differ from what the file holds
+        are written.
 
         Args:
             dispatches: Every dispatch held after a full sync.
@@ -340,8 +314,6 @@ class DispatchCache:
         """
         if synced_at.tzinfo is None:
             raise ValueError(f"synced_at must be timezone-aware, got {synced_at!r}")
-        self._cancel_timer()
-        self._pending.clear()
         wanted = {int(dispatch.id): dispatch for dispatch in dispatches}
         written = self._written
         if written is None:
@@ -372,40 +344,6 @@ class DispatchCache:
             self._written = wanted
         return committed
 
-    def record_upsert(self, dispatch: Dispatch) -> None:
-        """Record a dispatch created or changed by the stream (written batched).
-
-        Args:
-            dispatch: The version now held.
-        """
-        self._record(int(dispatch.id), dispatch)
-
-    def record_delete(self, dispatch_id: DispatchId | int) -> None:
-        """Record a dispatch deleted by the stream (written batched).
-
-        Args:
-            dispatch_id: The id of the deleted dispatch.
-        """
-        self._record(int(dispatch_id), None)
-
-    def flush(self) -> int:
-        """Write the recorded changes now, in one transaction.
-
-        Returns:
-            How many changes were written (0 if the write failed; they stay
-                pending and are retried with the next write).
-        """
-        self._cancel_timer()
-        if not self._pending or self._db is None:
-            return 0
-        pending = self._pending
-        self._pending = {}
-        if not self.write_changes(pending):
-            pending.update(self._pending)
-            self._pending = pending
-            return 0
-        return len(pending)
-
     def write_changes(
         self,
         changes: Mapping[int, Dispatch | None],
@@ -414,9 +352,6 @@ class DispatchCache:
         at: datetime | None = None,
     ) -> bool:
         """Write stream changes (and the instants) in one transaction, now.
-
-        Changes recorded with `record_upsert`/`record_delete` and not flushed
-        yet are left alone: this is for a caller that batches them itself.
 
         Args:
             changes: Per dispatch id, the version now held, or None if deleted.
@@ -452,42 +387,12 @@ class DispatchCache:
         return True
 
     def close(self) -> None:
-        """Write what is pending and close the file; later changes are ignored."""
-        if self._db is None:
-            return
-        try:
-            self.flush()
-        finally:
-            self._cancel_timer()
+        """Close the file; later calls other than `close()` raise RuntimeError."""
+        if self._db is not None:
             self._db.close()
             self._db = None
 
     # Internals
-
-    def _record(self, key: int, dispatch: Dispatch | None) -> None:
-        if self._db is None:
-            _logger.debug("Dispatch cache %s is closed: change ignored", self._path)
-            return
-        self._pending[key] = dispatch
-        if len(self._pending) >= self._max_pending:
-            self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # no loop: written at the next flush() or close()
-            self._timer = loop.call_later(
-                self._flush_interval.total_seconds(), self._flush_due
-            )
-
-    def _flush_due(self) -> None:
-        self._timer = None
-        self.flush()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

@@ -63,7 +63,14 @@ class CacheWriter:
             clock: Where "now" is read (on the loop, never on the thread).
             flush_interval: The longest a recorded change waits to be written.
             max_pending: How many waiting changes start a write at once.
+
+        Raises:
+            ValueError: If `flush_interval` is negative or `max_pending` < 1.
         """
+        if flush_interval < timedelta(0):
+            raise ValueError(f"flush_interval must not be negative: {flush_interval}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self.store: DispatchCache | None = None
         """The open store; used on the writer's thread only."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
