@@ -7,15 +7,14 @@
 to the scheduler: load at start-up, write after every full sync and every change.
 """
 
-from ._store import (
+from ._file import (
     APPLICATION_ID,
     SCHEMA_VERSION,
-    CachedState,
     CacheUnavailable,
-    DispatchCache,
     library_version,
     move_aside,
 )
+from ._store import CachedState, DispatchCache
 
 __all__ = [
     "APPLICATION_ID",

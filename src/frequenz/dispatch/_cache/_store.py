@@ -1,24 +1,12 @@
 # License: MIT
 # Copyright © 2026 Frequenz Energy-as-a-Service GmbH
 
-"""The cache file: a microgrid's dispatches as last synced, in SQLite (WAL).
+"""The cache store: a microgrid's dispatches as last synced, in SQLite (WAL).
 
 Every write is one SQLite transaction, so a process killed at any moment leaves
-either the state before or the state after it. A file that is not a cache of this
-microgrid written by this library version (damaged, foreign, of another
-microgrid or version, or synced "in the future" after a clock reset) is never
-acted on: it is logged and renamed aside, kept for inspection, and a fresh cache
-takes its place.
-
-A cache written by another library version is moved aside even when its schema
-version matches, so a device that upgrades and then restarts offline starts
-without a cache (as without the option) until the service answers. That is
-deliberate: the schema version only changes when someone remembers to bump it,
-while the meaning of the stored values follows the code that wrote them (the
-row encoding, the payload and target conversions, the client's recurrence
-model), and a silently misread cache would start or stop real equipment at the
-wrong time, whereas a discarded one only waits for the service. The library
-version is the one marker that cannot be forgotten.
+either the state before or the state after it. A file that is not a usable cache
+is moved aside and replaced (`_file.py` says when); so is one whose contents turn
+out damaged when loaded, or synced "in the future" after a clock reset.
 
 The store writes what it is given when it is given it: batching stream changes
 into few transactions is the caller's (the scheduler's `CacheWriter` collects
@@ -45,7 +33,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Final
 
@@ -54,38 +41,23 @@ from frequenz.client.common.microgrid import MicrogridId
 from .._dispatch import Dispatch
 from .._gc import gc_paused
 from ._codec import COLUMNS, SELECT, CorruptRow, decode_all, encode
+from ._file import (
+    CacheUnavailable,
+    Rejected,
+    connect,
+    is_busy,
+    move_aside,
+    quick_check,
+    read_meta,
+    rejection_reason,
+    validate,
+    write_meta,
+)
 
 _logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-"""The layout of the file; another layout is never read."""
-
-APPLICATION_ID: Final = 0x46444331
-"""Marks an SQLite file as a dispatch cache ("FDC1" in the file header)."""
-
 FUTURE_TOLERANCE: Final = timedelta(seconds=1)
 """How far in the future a sync instant may lie before the clock is distrusted."""
-
-_SCHEMA: Final = f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE dispatches (
-    id INTEGER PRIMARY KEY,
-    type TEXT NOT NULL,
-    start_us INTEGER NOT NULL,
-    duration_us INTEGER,
-    target BLOB NOT NULL,
-    active INTEGER NOT NULL,
-    dry_run INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    recurrence BLOB NOT NULL,
-    create_us INTEGER NOT NULL,
-    update_us INTEGER NOT NULL,
-    end_us INTEGER,
-    crc INTEGER NOT NULL
-);
-PRAGMA application_id = {APPLICATION_ID};
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 
 _UPSERT: Final = (
     f"INSERT OR REPLACE INTO dispatches ({', '.join(COLUMNS)})"
@@ -94,32 +66,8 @@ _UPSERT: Final = (
 _SELECT: Final = f"SELECT {SELECT} FROM dispatches"
 
 
-def library_version() -> str:
-    """Return the version of this library, as recorded in cache files.
-
-    Returns:
-        The installed distribution's version, or "unknown".
-    """
-    try:
-        return metadata.version("frequenz-dispatch")
-    except metadata.PackageNotFoundError:  # pragma: no cover  # not installed
-        return "unknown"
-
-
 def _utc_now() -> datetime:
     return datetime.now(tz=timezone.utc)
-
-
-class CacheUnavailable(OSError):
-    """The cache file can neither be used nor replaced (for example no permission)."""
-
-
-class _Rejected(Exception):
-    """The file is not a usable cache; the message says why."""
-
-    def __init__(self, reason: str, details: str) -> None:
-        super().__init__(details)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -203,15 +151,15 @@ class DispatchCache:
         for _attempt in range(2):
             connection: sqlite3.Connection | None = None
             try:
-                connection, fresh = _connect(file)
-                fresh = _validate(connection, file, microgrid) or fresh
-            except (_Rejected, sqlite3.DatabaseError) as error:
+                connection, fresh = connect(file)
+                fresh = validate(connection, file, microgrid) or fresh
+            except (Rejected, sqlite3.DatabaseError) as error:
                 if connection is not None:
                     connection.close()
-                if _is_busy(error):
+                if is_busy(error):
                     # In use by another writer: not damaged, so never moved aside.
                     raise CacheUnavailable(f"{file}: {error}") from error
-                move_aside(file, _reason(error), str(error))
+                move_aside(file, rejection_reason(error), str(error))
                 continue
             return cls(
                 file,
@@ -244,34 +192,34 @@ class DispatchCache:
         db = self._connection()
         now = self._clock() if now is None else now
         try:
-            handled_text = _meta(db, "handled_until")
-            synced_text = _meta(db, "synced_at")
+            handled_text = read_meta(db, "handled_until")
+            synced_text = read_meta(db, "synced_at")
             if synced_text is None:
                 return None
             synced_at = datetime.fromisoformat(synced_text)
             if synced_at.tzinfo is None:
-                raise _Rejected("corrupt", f"naive sync instant {synced_text!r}")
+                raise Rejected("corrupt", f"naive sync instant {synced_text!r}")
             handled_until = (
                 synced_at
                 if handled_text is None
                 else max(synced_at, min(_aware(handled_text), now))
             )
             if synced_at > now + FUTURE_TOLERANCE:
-                raise _Rejected(
+                raise Rejected(
                     "future",
                     f"synced at {synced_at.isoformat()}, after the current time"
                     f" {now.isoformat()} (was the clock reset?)",
                 )
-            _quick_check(db)
+            quick_check(db)
             with gc_paused():
                 dispatches = decode_all(db.execute(_SELECT).fetchall())
-        except (_Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
-            if _is_busy(error):
+        except (Rejected, CorruptRow, sqlite3.DatabaseError, ValueError) as error:
+            if is_busy(error):
                 _logger.error(
                     "Dispatch cache %s is busy: not used (%s)", self._path, error
                 )
                 return None
-            self._replace_file(_reason(error), str(error))
+            self._replace_file(rejection_reason(error), str(error))
             return None
         age = now - synced_at
         if max_age is not None and age > max_age:
@@ -335,7 +283,7 @@ class DispatchCache:
                     "DELETE FROM dispatches WHERE id = ?", [(k,) for k in removed]
                 )
             db.executemany(_UPSERT, map(encode, upserts))
-            _set_meta(db, "synced_at", synced_at.isoformat())
+            write_meta(db, "synced_at", synced_at.isoformat())
 
         handled = synced_at if handled_until is None else handled_until
         with gc_paused():
@@ -411,9 +359,9 @@ class DispatchCache:
             db.execute("BEGIN IMMEDIATE")
             try:
                 write(db)
-                _set_meta(db, "written_at", at.isoformat())
+                write_meta(db, "written_at", at.isoformat())
                 if handled_until is not None:
-                    _set_meta(db, "handled_until", handled_until.isoformat())
+                    write_meta(db, "handled_until", handled_until.isoformat())
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -434,165 +382,20 @@ class DispatchCache:
         self._db = None
         move_aside(self._path, reason, details)
         try:
-            connection, _ = _connect(self._path)
+            connection, _ = connect(self._path)
         except sqlite3.Error as error:
             raise CacheUnavailable(f"{self._path}: {error}") from error
         try:
-            _validate(connection, self._path, self._microgrid_id)
-        except (_Rejected, sqlite3.DatabaseError) as error:
+            validate(connection, self._path, self._microgrid_id)
+        except (Rejected, sqlite3.DatabaseError) as error:
             connection.close()
             raise CacheUnavailable(f"{self._path}: {error}") from error
         self._db = connection
         self._written = {}
 
 
-def move_aside(path: Path, reason: str, details: str) -> Path | None:
-    """Rename a cache file (and its WAL files) aside, logging why.
-
-    Args:
-        path: The cache file.
-        reason: A short word for the file name (`corrupt`, `microgrid`, ...).
-        details: What was wrong, for the log.
-
-    Returns:
-        The new name, or None if there was no file.
-
-    Raises:
-        CacheUnavailable: If the file exists but cannot be renamed.
-    """
-    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    target = path.with_name(f"{path.name}.{reason}-{stamp}")
-    moved = False
-    try:
-        # The WAL files follow the main file's name, so they stay paired with it.
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{path}{suffix}")
-            if source.exists():
-                source.rename(Path(f"{target}{suffix}"))
-                moved = True
-    except OSError as error:
-        raise CacheUnavailable(
-            f"dispatch cache {path} is unusable ({details}) and cannot be moved"
-            f" aside: {error}"
-        ) from error
-    if not moved:
-        return None
-    _logger.error(
-        "Dispatch cache %s not used (%s): %s; moved aside to %s",
-        path,
-        reason,
-        details,
-        target,
-    )
-    return target
-
-
-def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
-    existed = path.exists() and (path.is_dir() or path.stat().st_size > 0)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CacheUnavailable(f"cannot open dispatch cache {path}: {error}") from error
-    # Autocommit mode: every transaction is explicit (BEGIN IMMEDIATE ...).
-    connection = sqlite3.connect(path, timeout=2.0, isolation_level=None)
-    return connection, not existed
-
-
-def _validate(db: sqlite3.Connection, path: Path, microgrid: MicrogridId) -> bool:
-    """Check the file is this microgrid's cache; initialize an empty file.
-
-    Returns:
-        Whether the file was empty and has just been initialized.
-
-    Raises:
-        _Rejected: If the file is not a usable cache (with the reason).
-    """
-    application_id = db.execute("PRAGMA application_id").fetchone()[0]
-    tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    if application_id == 0 and tables == 0:
-        _initialize(db, microgrid)
-        return True
-    if application_id != APPLICATION_ID:
-        raise _Rejected("foreign", f"{path} is an SQLite file of another application")
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version != SCHEMA_VERSION:
-        raise _Rejected(
-            "version", f"schema version {version}, this library reads {SCHEMA_VERSION}"
-        )
-    written_by = _meta(db, "library_version")
-    if written_by != library_version():
-        raise _Rejected(
-            "version",
-            f"written by frequenz-dispatch {written_by}, this is {library_version()}",
-        )
-    cached_microgrid = _meta(db, "microgrid_id")
-    if cached_microgrid != str(int(microgrid)):
-        raise _Rejected(
-            "microgrid",
-            f"holds microgrid {cached_microgrid}, not microgrid {int(microgrid)}",
-        )
-    _configure(db)
-    return False
-
-
-def _configure(db: sqlite3.Connection) -> None:
-    # WAL: a reader never sees a half-written transaction and a crash never
-    # leaves one; NORMAL sync: a commit survives a process crash (a power loss
-    # may lose the last commits, which a cache may lose).
-    mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":  # pragma: no cover  # e.g. a network file system
-        _logger.warning("Dispatch cache: journal mode is %s, not WAL", mode)
-    db.execute("PRAGMA synchronous = NORMAL")
-
-
-def _initialize(db: sqlite3.Connection, microgrid: MicrogridId) -> None:
-    _configure(db)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        _set_meta(db, "microgrid_id", str(int(microgrid)))
-        _set_meta(db, "library_version", library_version())
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
-
-def _is_busy(error: Exception) -> bool:
-    message = str(error).lower()
-    return isinstance(error, sqlite3.OperationalError) and (
-        "locked" in message or "busy" in message
-    )
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, _Rejected):
-        return error.reason
-    if isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error):
-        return "unreadable"
-    return "corrupt"
-
-
-def _quick_check(db: sqlite3.Connection) -> None:
-    problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
-    if problems != ["ok"]:
-        raise _Rejected("corrupt", "; ".join(map(str, problems)))
-
-
 def _aware(text: str) -> datetime:
     instant = datetime.fromisoformat(text)
     if instant.tzinfo is None:
-        raise _Rejected("corrupt", f"naive instant {text!r}")
+        raise Rejected("corrupt", f"naive instant {text!r}")
     return instant
-
-
-def _meta(db: sqlite3.Connection, key: str) -> str | None:
-    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
