@@ -28,7 +28,6 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
-from typing import Any
 
 from frequenz.channels import Receiver
 from frequenz.client.common.microgrid import MicrogridId
@@ -41,9 +40,10 @@ from ._api import DispatchApi
 from ._cache import CachedState
 from ._cache._link import CacheLink, check_cache_options
 from ._clock import Clock, wall_clock
-from ._delivery import KEEP_BOTH, Subscribers, UnboundedReceiver
+from ._delivery import Subscribers, UnboundedReceiver
 from ._dispatch import Dispatch
 from ._event import Created, Deleted, DispatchEvent, Updated
+from ._lifecycle import new_lifecycle_receiver
 from ._merge_strategies import MergeStrategy
 from ._running_state import RunningStateReceiver
 from ._schedule import Change, Schedule
@@ -254,7 +254,7 @@ class DispatchScheduler(BackgroundService):
             A receiver that gets every event from now on and never drops one.
         """
         _check_type(dispatch_type)
-        receiver = _lifecycle_receiver(f"lifecycle-events:{dispatch_type}")
+        receiver = new_lifecycle_receiver(f"lifecycle-events:{dispatch_type}")
         self._lifecycle.add(dispatch_type, receiver)
         return receiver
 
@@ -553,45 +553,6 @@ class DispatchScheduler(BackgroundService):
                 crashes = 0  # it ran for long: a new failure, not a crash loop
             crashes += 1
             await asyncio.sleep(self._backoff.delay(crashes))
-
-
-def merge_lifecycle(newer: DispatchEvent, pending: DispatchEvent) -> Any:
-    """Coalesce two pending lifecycle events of one dispatch id into what counts.
-
-    A consumer that reads late still ends with the right state, and a receiver
-    holds at most two events per id (a `Deleted` of an old incarnation and the
-    events of a new one, after the service lost its data):
-
-    * `Created` then `Updated` -> one `Created` of the latest version;
-    * `Updated` then `Updated` -> one `Updated` of the latest version;
-    * `Created` then `Deleted` (same `create_time`) -> nothing: the dispatch
-      came and went before the consumer looked;
-    * `Updated` then `Deleted` -> the `Deleted`;
-    * anything else (`Deleted` then a `Created` of a reused id) -> both.
-
-    Args:
-        newer: The event being queued.
-        pending: The last pending event of the same id.
-
-    Returns:
-        The one event replacing both, None for none, or `KEEP_BOTH`.
-    """
-    same = newer.dispatch.create_time == pending.dispatch.create_time
-    if not same or isinstance(pending, Deleted):
-        return KEEP_BOTH
-    if isinstance(newer, Updated):
-        return Created(newer.dispatch) if isinstance(pending, Created) else newer
-    if isinstance(newer, Deleted):
-        return None if isinstance(pending, Created) else newer
-    return KEEP_BOTH
-
-
-def _lifecycle_receiver(name: str) -> UnboundedReceiver[DispatchEvent]:
-    return UnboundedReceiver[DispatchEvent](
-        name=name,
-        coalesce_key=lambda event: event.dispatch.id,
-        merge=merge_lifecycle,
-    )
 
 
 def _check_type(dispatch_type: object) -> None:

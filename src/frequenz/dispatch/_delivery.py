@@ -11,8 +11,8 @@ that a newer one makes redundant (for the same key, as decided by `supersedes`) 
 replaced by the newer one, which moves to the end of the queue so that the order in
 which the latest messages arrive is kept. A receiver may instead `merge` a new
 message with the pending one of its key into one message (or into none); the
-lifecycle receivers do (`merge_lifecycle`), so their memory is bounded by the
-number of dispatches, not of events.
+lifecycle receivers do (`_lifecycle.merge_lifecycle`), so their memory is bounded
+by the number of dispatches, not of events.
 """
 
 from __future__ import annotations
