@@ -58,8 +58,8 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Gate:
     return Gate(monkeypatch)
 
 
-def new_link(path: Path) -> CacheLink:
-    return CacheLink(path, MicrogridId(1), max_age=None, clock=clock)
+def new_link(path: Path, **options: Any) -> CacheLink:
+    return CacheLink(path, MicrogridId(1), max_age=None, clock=clock, **options)
 
 
 def load(path: Path) -> list[Any]:
@@ -129,13 +129,7 @@ def test_close_writes_what_waits_for_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
 
     async def main() -> None:
-        link = CacheLink(
-            path,
-            MicrogridId(1),
-            max_age=None,
-            clock=clock,
-            flush_interval=timedelta(hours=1),
-        )
+        link = new_link(path, flush_interval=timedelta(hours=1))
         await link.load()
         link.synced(generation(2, 1))
         await link.flushed()
@@ -156,14 +150,7 @@ async def test_changes_are_written_whenever_max_pending_wait_and_at_close(
     tmp_path: Path, commits: list[str]
 ) -> None:
     path = tmp_path / "cache.sqlite3"
-    link = CacheLink(
-        path,
-        MicrogridId(1),
-        max_age=None,
-        clock=clock,
-        flush_interval=timedelta(hours=1),
-        max_pending=2000,
-    )
+    link = new_link(path, flush_interval=timedelta(hours=1), max_pending=2000)
     await link.load()
     link.synced(generation(3000, 1))
     await link.flushed()
@@ -186,13 +173,7 @@ async def test_changes_are_written_whenever_max_pending_wait_and_at_close(
 
 async def test_changes_are_written_after_the_flush_interval(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
-    link = CacheLink(
-        path,
-        MicrogridId(1),
-        max_age=None,
-        clock=clock,
-        flush_interval=timedelta(milliseconds=200),
-    )
+    link = new_link(path, flush_interval=timedelta(milliseconds=200))
     await link.load()
     link.synced(generation(3, 1))
     await link.flushed()
@@ -209,8 +190,6 @@ async def test_changes_are_written_after_the_flush_interval(tmp_path: Path) -> N
 def test_bad_write_options_are_named(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     with pytest.raises(ValueError, match="max_pending"):
-        CacheLink(path, MicrogridId(1), max_age=None, max_pending=0)
+        new_link(path, max_pending=0)
     with pytest.raises(ValueError, match="flush_interval"):
-        CacheLink(
-            path, MicrogridId(1), max_age=None, flush_interval=timedelta(seconds=-1)
-        )
+        new_link(path, flush_interval=timedelta(seconds=-1))
